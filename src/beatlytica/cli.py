@@ -1,0 +1,181 @@
+"""The ``beatlytica`` command: one thin entrypoint per image and the embedded stack's tools."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from beatlytica.errors import BeatlyticaError
+
+log = logging.getLogger("beatlytica")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+# --- generate -------------------------------------------------------------------------------
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from beatlytica.generator.runner import run
+    from beatlytica.generator.simulation import Simulation, SimulationConfig
+    from beatlytica.generator.sinks import FileSink, KafkaSink
+    from beatlytica.settings import get_settings
+    from beatlytica.timeparse import parse_utc
+
+    settings = get_settings()
+    if args.start:
+        start = parse_utc(args.start)
+    elif args.realtime:
+        start = datetime.now(UTC).replace(microsecond=0)
+    else:
+        raise BeatlyticaError("--start is required unless --realtime (which starts now)")
+    end = parse_utc(args.end) if args.end else None
+    if end is None and not args.realtime:
+        raise BeatlyticaError("--end is required unless --realtime (which runs until stopped)")
+    if args.speed <= 0:
+        raise BeatlyticaError(f"--speed must be positive, found {args.speed}")
+    config = SimulationConfig(
+        users=args.users, start=start, end=end, seed=args.seed, instance=args.instance
+    )
+    simulation = Simulation(config)
+    if args.sink == "files":
+        if args.out is None:
+            raise BeatlyticaError("--sink files needs --out DIR")
+        sink: FileSink | KafkaSink = FileSink(args.out, settings.topics)
+    else:
+        sink = KafkaSink(
+            settings.kafka_client_config(), settings.topics, settings.kafka_connect_timeout_s
+        )
+    log.info(
+        "generating events",
+        extra={
+            "fields": {
+                "sink": args.sink, "users": args.users, "start": start.isoformat(),
+                "end": end.isoformat() if end else None, "seed": args.seed,
+                "instance": args.instance, "realtime": args.realtime,
+            }
+        },
+    )  # fmt: skip
+    result = run(simulation, sink, realtime=args.realtime, speed=args.speed)
+    skipped = set(result.produced) - set(settings.topics)
+    log.info(
+        "generated",
+        extra={
+            "fields": {
+                "events": result.events,
+                "seconds": round(result.seconds, 2),
+                "events_per_s": round(result.events / max(result.seconds, 1e-9)),
+                "stopped_early": result.stopped_early,
+                **{f"delivered.{t}": n for t, n in sorted(result.report.delivered.items())},
+            }
+        },
+    )
+    if skipped:
+        log.warning("topics not in BEATLYTICA_TOPICS were not written: %s", sorted(skipped))
+    if result.report.total_failed:
+        raise BeatlyticaError(
+            f"{result.report.total_failed} events were not delivered "
+            f"({dict(result.report.failed)}); first error: {result.report.first_error}"
+        )
+    return 0
+
+
+# --- kafka ----------------------------------------------------------------------------------
+
+
+def _cmd_kafka(args: argparse.Namespace) -> int:
+    from beatlytica import kafka_local
+    from beatlytica.settings import get_settings
+
+    settings = get_settings()
+    broker = kafka_local.from_settings()
+    if args.action == "up":
+        broker.start({t: settings.kafka_partitions for t in settings.topics})
+        print(f"Kafka is up on {broker.bootstrap_servers} (data in {broker.data_dir})")
+    elif args.action == "down":
+        was_running = broker.stop()
+        print("Kafka stopped" if was_running else "Kafka was not running")
+    else:
+        pid = broker.pid()
+        print(f"Kafka running, pid {pid}" if pid else "Kafka not running")
+        return 0 if pid else 1
+    return 0
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def _cmd_settings(args: argparse.Namespace) -> int:
+    from beatlytica.settings import get_settings, settings_table
+
+    if args.table:
+        sys.stdout.write(settings_table())
+        return 0
+    for name, value in get_settings().model_dump().items():
+        print(f"{name}={value}")
+    return 0
+
+
+# --- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="beatlytica", description=__doc__)
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING…")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="simulate Eventsim events into files or Kafka")
+    gen.add_argument("--sink", choices=("files", "kafka"), default="kafka")
+    gen.add_argument("--out", type=Path, help="folder of <topic>.jsonl files (--sink files)")
+    gen.add_argument("--users", type=int, default=1000, help="simulated users (default 1000)")
+    gen.add_argument("--start", help="simulated start, ISO-8601 UTC (default with --realtime: now)")
+    gen.add_argument("--end", help="simulated end, exclusive (omit with --realtime: run for ever)")
+    gen.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    gen.add_argument(
+        "--instance", type=int, default=0,
+        help="producer replica number: its own random stream and id block (default 0)",
+    )  # fmt: skip
+    gen.add_argument("--realtime", action="store_true", help="pace events by the wall clock")
+    gen.add_argument(
+        "--speed", type=float, default=1.0,
+        help="with --realtime: simulated seconds per real second (default 1)",
+    )  # fmt: skip
+    gen.set_defaults(handler=_cmd_generate)
+
+    kafka = sub.add_parser("kafka", help="the local Kafka broker of the embedded stack")
+    kafka.add_argument("action", choices=("up", "down", "status"))
+    kafka.set_defaults(handler=_cmd_kafka)
+
+    settings = sub.add_parser("settings", help="show the effective settings")
+    settings.add_argument("--table", action="store_true", help="Markdown table of all settings")
+    settings.set_defaults(handler=_cmd_settings)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from pydantic import ValidationError
+
+    from beatlytica.logs import setup_logging
+
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (BeatlyticaError, ValueError) as e:
+        message = str(e)
+        if isinstance(e, ValidationError):
+            message = "; ".join(
+                f"BEATLYTICA_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}"
+                for err in e.errors()
+            )
+        print(f"beatlytica {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

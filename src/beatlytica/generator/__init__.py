@@ -1,0 +1,1 @@
+"""The Eventsim-compatible event generator (the producer image)."""

@@ -1,0 +1,182 @@
+"""One typed settings object for every stage, read from ``BEATLYTICA_*`` environment variables.
+
+Defaults describe the embedded stack (local Kafka, a folder as the lake, DuckDB); the Helm
+chart's ConfigMap sets the cluster values. ``beatlytica settings`` prints the table of
+variables that docs/configuration.md holds.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from beatlytica.events import TOPIC_NAMES
+
+ENV_PREFIX = "BEATLYTICA_"
+
+
+class Settings(BaseSettings):
+    """Pipeline settings. Every field is the environment variable ``BEATLYTICA_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # --- where things run ------------------------------------------------------------------
+    home: Path = Field(
+        Path(".beatlytica"),
+        description="State folder of the embedded stack: lake, warehouse, Kafka data, logs.",
+    )
+    jars_dir: Path = Field(
+        Path(".cache/jars"),
+        description="Jar cache filled by `make jars` (Kafka broker, Spark connectors).",
+    )
+    runtime: Literal["local", "kubernetes"] = Field(
+        "local",
+        description="Where pod tasks run: `local` subprocesses or `kubernetes` pods.",
+    )
+
+    # --- Kafka -------------------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated."
+    )
+    topics: Annotated[tuple[str, ...], NoDecode] = Field(
+        TOPIC_NAMES, description="Event topics the pipeline carries, comma separated."
+    )
+    kafka_partitions: int = Field(3, ge=1, description="Partitions per topic on the local broker.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security.protocol."
+    )
+    kafka_sasl_mechanism: str = Field(
+        "SCRAM-SHA-512", description="SASL mechanism when the protocol uses SASL."
+    )
+    kafka_username: str | None = Field(None, description="SASL user name (a KafkaUser).")
+    kafka_password: SecretStr | None = Field(
+        None, description="SASL password; from a Secret, never from a file in the repository."
+    )
+    kafka_connect_timeout_s: float = Field(
+        15.0, gt=0, description="How long clients wait for an unreachable broker before failing."
+    )
+
+    # --- lake --------------------------------------------------------------------------------
+    lake_uri: str | None = Field(
+        None, description="Root of the Parquet lake: `file://…` or `gs://…` (default: <home>/lake)."
+    )
+
+    # --- streaming job -----------------------------------------------------------------------
+    stream_trigger: str = Field(
+        "availableNow",
+        description="`availableNow` (process what there is, then stop) or a processing-time "
+        "interval such as `30 seconds`.",
+    )
+    stream_starting_offsets: Literal["earliest", "latest"] = Field(
+        "earliest", description="Where a query without a checkpoint starts reading."
+    )
+    stream_max_offsets_per_trigger: int | None = Field(
+        None, ge=1, description="Upper bound of Kafka offsets per micro-batch (all partitions)."
+    )
+
+    # --- warehouse ---------------------------------------------------------------------------
+    warehouse: Literal["duckdb", "bigquery"] = Field(
+        "duckdb", description="Warehouse backend of the loader and dbt."
+    )
+    duckdb_path: Path | None = Field(
+        None, description="DuckDB database file (default: <home>/warehouse.duckdb)."
+    )
+    gcp_project: str | None = Field(None, description="GCP project of the bucket and BigQuery.")
+    bigquery_dataset: str = Field("beatlytica", description="BigQuery dataset of the raw tables.")
+    bigquery_location: str = Field("US", description="BigQuery location.")
+
+    # --- orchestration -----------------------------------------------------------------------
+    interval_minutes: int = Field(
+        60, ge=1, description="Length of one data interval of the hourly DAG, in minutes."
+    )
+
+    @field_validator("topics", mode="before")
+    @classmethod
+    def _split_topics(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(t.strip() for t in value.split(",") if t.strip())
+        return value
+
+    @field_validator("topics")
+    @classmethod
+    def _known_topics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [t for t in value if t not in TOPIC_NAMES]
+        if unknown or not value:
+            raise ValueError(
+                f"topics must be a non-empty subset of {', '.join(TOPIC_NAMES)}; "
+                f"unknown: {', '.join(unknown) or '(none given)'}"
+            )
+        return value
+
+    @field_validator("stream_trigger")
+    @classmethod
+    def _trigger(cls, value: str) -> str:
+        from beatlytica.timeparse import parse_trigger
+
+        parse_trigger(value)
+        return value
+
+    @model_validator(mode="after")
+    def _cloud_needs_project(self) -> Settings:
+        if self.warehouse == "bigquery" and not self.gcp_project:
+            raise ValueError("warehouse=bigquery needs BEATLYTICA_GCP_PROJECT")
+        return self
+
+    # --- derived values ----------------------------------------------------------------------
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def lake(self) -> str:
+        """The lake URI with its default filled in, without a trailing slash."""
+        if self.lake_uri:
+            return self.lake_uri.rstrip("/")
+        return (self.home_dir / "lake").as_uri()
+
+    @property
+    def duckdb_file(self) -> Path:
+        return (self.duckdb_path or self.home_dir / "warehouse.duckdb").expanduser().resolve()
+
+    def jars_path(self, name: str) -> Path:
+        """One folder of the jar cache, e.g. ``kafka`` or ``spark``."""
+        return (self.jars_dir / name).expanduser().resolve()
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """librdkafka / Java client properties for the configured cluster."""
+        config = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol.startswith("SASL"):
+            if not (self.kafka_username and self.kafka_password):
+                raise ValueError(
+                    f"security protocol {self.kafka_security_protocol} needs "
+                    "BEATLYTICA_KAFKA_USERNAME and BEATLYTICA_KAFKA_PASSWORD"
+                )
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+            config["sasl.username"] = self.kafka_username
+            config["sasl.password"] = self.kafka_password.get_secret_value()
+        return config
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
+
+
+def settings_table() -> str:
+    """A Markdown table of every setting: variable, default, description."""
+    rows = ["| Variable | Default | Description |", "| --- | --- | --- |"]
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        shown = "" if default is None else f"`{default}`"
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {shown} | {info.description} |")
+    return "\n".join(rows) + "\n"
