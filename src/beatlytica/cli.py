@@ -54,14 +54,17 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         "generating events",
         extra={
             "fields": {
-                "sink": args.sink, "users": args.users, "start": start.isoformat(),
-                "end": end.isoformat() if end else None, "seed": args.seed,
-                "instance": args.instance, "realtime": args.realtime,
+                "sink": args.sink,
+                "users": args.users,
+                "start": start.isoformat(),
+                "end": end.isoformat() if end else None,
+                "seed": args.seed,
+                "instance": args.instance,
+                "realtime": args.realtime,
             }
         },
-    )  # fmt: skip
-    result = run(simulation, sink, realtime=args.realtime, speed=args.speed)
-    skipped = set(result.produced) - set(settings.topics)
+    )
+    result = run(simulation, sink, settings.topics, realtime=args.realtime, speed=args.speed)
     log.info(
         "generated",
         extra={
@@ -74,8 +77,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             }
         },
     )
-    if skipped:
-        log.warning("topics not in BEATLYTICA_TOPICS were not written: %s", sorted(skipped))
+    if result.skipped:
+        log.info(
+            "events of topics outside BEATLYTICA_TOPICS were not written",
+            extra={"fields": {f"skipped.{t}": n for t, n in sorted(result.skipped.items())}},
+        )
     if result.report.total_failed:
         raise BeatlyticaError(
             f"{result.report.total_failed} events were not delivered "
@@ -120,6 +126,18 @@ def _cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- demo ---------------------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from beatlytica.demo import DemoConfig, run_demo
+    from beatlytica.timeparse import parse_utc
+
+    run_demo(DemoConfig(users=args.users, days=args.days, start=parse_utc(args.start),
+                        seed=args.seed))  # fmt: skip
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -136,19 +154,30 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--end", help="simulated end, exclusive (omit with --realtime: run for ever)")
     gen.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     gen.add_argument(
-        "--instance", type=int, default=0,
+        "--instance",
+        type=int,
+        default=0,
         help="producer replica number: its own random stream and id block (default 0)",
-    )  # fmt: skip
+    )
     gen.add_argument("--realtime", action="store_true", help="pace events by the wall clock")
     gen.add_argument(
-        "--speed", type=float, default=1.0,
+        "--speed",
+        type=float,
+        default=1.0,
         help="with --realtime: simulated seconds per real second (default 1)",
-    )  # fmt: skip
+    )
     gen.set_defaults(handler=_cmd_generate)
 
     kafka = sub.add_parser("kafka", help="the local Kafka broker of the embedded stack")
     kafka.add_argument("action", choices=("up", "down", "status"))
     kafka.set_defaults(handler=_cmd_kafka)
+
+    demo = sub.add_parser("demo", help="run the embedded pipeline end to end on this machine")
+    demo.add_argument("--users", type=int, default=3000, help="simulated users (default 3000)")
+    demo.add_argument("--days", type=float, default=2.0, help="simulated days (default 2)")
+    demo.add_argument("--start", default="2026-11-01T00:00:00", help="simulated start (UTC)")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.set_defaults(handler=_cmd_demo)
 
     settings = sub.add_parser("settings", help="show the effective settings")
     settings.add_argument("--table", action="store_true", help="Markdown table of all settings")

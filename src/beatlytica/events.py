@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any, Mapping
+from enum import StrEnum
+from typing import Any
 
 
-class FieldType(str, Enum):
+class FieldType(StrEnum):
     """Logical types of event fields, as they travel in Eventsim's JSON."""
 
     LONG = "long"
@@ -132,7 +133,9 @@ _DEVICE = (
 
 #: user details: present exactly when the user is identified (auth Logged In or Cancelled)
 USER_DETAIL_FIELDS = (
-    Field("userId", FieldType.LONG, False, "User identifier; absent for guests and logged-out users."),
+    Field(
+        "userId", FieldType.LONG, False, "User identifier; absent for guests and logged-out users."
+    ),
     Field("lastName", FieldType.STRING, False, "User's last name."),
     Field("firstName", FieldType.STRING, False, "User's first name."),
     Field("gender", FieldType.STRING, False, "User's gender.", GENDERS),

@@ -7,6 +7,7 @@ KRaft combined mode (one process is broker and controller), jars resolved by mvn
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -183,7 +184,7 @@ class LocalKafka:
                     metadata = admin.list_topics(timeout=2)
                     if metadata.brokers:
                         return
-                except Exception:  # noqa: BLE001 - not ready yet, retried until the deadline
+                except Exception:
                     pass
             time.sleep(0.3)
         raise BeatlyticaError(
@@ -197,9 +198,36 @@ class LocalKafka:
         admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
         existing = set(admin.list_topics(timeout=timeout_s).topics)
         missing = [NewTopic(t, p, 1) for t, p in topics.items() if t not in existing]
+        if not missing:
+            return
         for topic, future in admin.create_topics(missing, request_timeout=timeout_s).items():
             future.result(timeout=timeout_s)
             log.info("created topic", extra={"fields": {"topic": topic}})
+
+    def reset_topics(self, topics: dict[str, int], timeout_s: float = 60.0) -> None:
+        """Delete ``topics`` and create them empty again (the demo's fresh start)."""
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        existing = set(admin.list_topics(timeout=timeout_s).topics)
+        doomed = [t for t in topics if t in existing]
+        if doomed:
+            for future in admin.delete_topics(doomed, request_timeout=timeout_s).values():
+                future.result(timeout=timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while doomed and time.monotonic() < deadline:
+            # deletion completes asynchronously; the names are free once metadata drops them
+            if not set(doomed) & set(admin.list_topics(timeout=timeout_s).topics):
+                break
+            time.sleep(0.2)
+        while True:
+            try:
+                self.create_topics(topics, timeout_s)
+                return
+            except Exception as e:
+                if time.monotonic() > deadline:
+                    raise BeatlyticaError(f"could not recreate topics {doomed}: {e}") from e
+                time.sleep(0.5)
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop the broker by PID (SIGTERM, then SIGKILL). Returns whether one was running."""
@@ -222,10 +250,8 @@ class LocalKafka:
 
 def _reap(pid: int) -> None:
     """Collect the exit status when the broker is our own child (tests), so it leaves no zombie."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def from_settings() -> LocalKafka:

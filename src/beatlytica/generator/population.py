@@ -75,8 +75,7 @@ def places() -> tuple[tuple[Place, ...], tuple[float, ...]]:
     rows = list(csv.DictReader(text.splitlines()))
     return (
         tuple(
-            Place(r["city"], r["state"], r["zip"], float(r["lat"]), float(r["lon"]))
-            for r in rows
+            Place(r["city"], r["state"], r["zip"], float(r["lat"]), float(r["lon"])) for r in rows
         ),
         tuple(float(r["population"]) for r in rows),
     )

@@ -24,6 +24,7 @@ LOG_EVERY_S = 10.0
 @dataclass
 class RunResult:
     produced: Counter[str]
+    skipped: Counter[str]
     report: SinkReport
     seconds: float
     stopped_early: bool
@@ -49,15 +50,26 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def run(simulation: Simulation, sink: Sink, *, realtime: bool = False, speed: float = 1.0,
-        stop: threading.Event | None = None, progress: bool | None = None) -> RunResult:  # fmt: skip
-    """Feed every event of ``simulation`` to ``sink``; close the sink whatever happens.
+def run(
+    simulation: Simulation,
+    sink: Sink,
+    topics: tuple[str, ...],
+    *,
+    realtime: bool = False,
+    speed: float = 1.0,
+    stop: threading.Event | None = None,
+    progress: bool | None = None,
+) -> RunResult:
+    """Feed the events of ``topics`` from ``simulation`` to ``sink`` (the others are counted
+    as skipped); close the sink whatever happens.
 
     ``realtime`` holds each event back until the wall clock reaches its simulated time
     (``speed`` simulated seconds per real second, counted from the simulation's start).
     """
     stop = stop or threading.Event()
     produced: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    wanted = frozenset(topics)
     show_bar = sys.stderr.isatty() if progress is None else progress
     started = time.monotonic()
     origin_ms = simulation.start_ms
@@ -73,6 +85,9 @@ def run(simulation: Simulation, sink: Sink, *, realtime: bool = False, speed: fl
                     while (wait := due - time.monotonic()) > 0:
                         if stop.wait(min(wait, 0.5)):
                             break
+                if topic not in wanted:
+                    skipped[topic] += 1
+                    continue
                 write(topic, key, line)
                 produced[topic] += 1
                 if n & 0x3FFF == 0 or realtime:
@@ -89,7 +104,7 @@ def run(simulation: Simulation, sink: Sink, *, realtime: bool = False, speed: fl
         report = sink.close()
         if bar is not None:
             bar.close(produced, time.monotonic() - started)
-    return RunResult(produced, report, time.monotonic() - started, stopped_early)
+    return RunResult(produced, skipped, report, time.monotonic() - started, stopped_early)
 
 
 def _log_progress(produced: Counter[str], seconds: float, clock_ms: int) -> None:
@@ -115,10 +130,14 @@ class _ProgressBar:
 
         self.simulation = simulation
         self.progress = Progress(
-            TextColumn("[bold]generate"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-            TextColumn("{task.fields[rate]} ev/s"), TextColumn("{task.fields[counts]}"),
-            TimeElapsedColumn(), transient=False,
-        )  # fmt: skip
+            TextColumn("[bold]generate"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[rate]} ev/s"),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            transient=False,
+        )
         span = simulation.end_ms - simulation.start_ms
         self.task = self.progress.add_task(
             "generate", total=None if span == float("inf") else span, rate=0, counts=""

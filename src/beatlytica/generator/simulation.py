@@ -84,12 +84,28 @@ class SimulationConfig:
 
 class _User:
     __slots__ = (
-        "person", "identity", "auth", "level", "session_rate", "gap_ms",
-        "in_session", "session_id", "item", "page", "page_auth",
-    )  # fmt: skip
+        "auth",
+        "gap_ms",
+        "identity",
+        "in_session",
+        "item",
+        "level",
+        "page",
+        "page_auth",
+        "person",
+        "session_id",
+        "session_rate",
+    )
 
-    def __init__(self, person: Person, identity: str | None, auth: str, level: str,
-                 session_rate: float, gap_ms: float) -> None:  # fmt: skip
+    def __init__(
+        self,
+        person: Person,
+        identity: str | None,
+        auth: str,
+        level: str,
+        session_rate: float,
+        gap_ms: float,
+    ) -> None:
         self.person = person
         self.identity = identity  # the identity JSON fragment once registered
         self.auth = auth  # auth state a new session starts in
@@ -193,7 +209,7 @@ class Simulation:
 
             sid = user.session_id
             level = user.level
-            identified = auth == LOGGED_IN or auth == CANCELLED
+            identified = auth in (LOGGED_IN, CANCELLED)
             head = f'{{"ts":{ts},"sessionId":{sid},'
             tail = f'"level":"{level}","itemInSession":{user.item},{user.person.device_json}'
             if identified:
@@ -204,7 +220,11 @@ class Simulation:
 
             if page == "NextSong":
                 song = pick_song(rng)
-                yield "listen_events", key, f'{{{song.json},"ts":{ts},"sessionId":{sid},"auth":"{auth}",{tail}}}'  # noqa: E501
+                yield (
+                    "listen_events",
+                    key,
+                    f'{{{song.json},"ts":{ts},"sessionId":{sid},"auth":"{auth}",{tail}}}',
+                )
                 yield "page_view_events", key, f"{head}{page_parts[target]}{tail},{song.json}}}"
                 t += song.duration * 1000.0
             else:

@@ -42,8 +42,7 @@ class FileSink:
         out.mkdir(parents=True, exist_ok=True)
         self.report = SinkReport()
         self._files: dict[str, IO[str]] = {
-            t: (out / f"{t}.jsonl").open("w", encoding="utf-8", buffering=1 << 20)
-            for t in topics
+            t: (out / f"{t}.jsonl").open("w", encoding="utf-8", buffering=1 << 20) for t in topics
         }
 
     def write(self, topic: str, key: int, line: str) -> None:
@@ -59,8 +58,9 @@ class FileSink:
 class KafkaSink:
     """An idempotent confluent-kafka producer (acks=all); key = userId or sessionId."""
 
-    def __init__(self, client_config: dict[str, str], topics: tuple[str, ...],
-                 connect_timeout_s: float) -> None:  # fmt: skip
+    def __init__(
+        self, client_config: dict[str, str], topics: tuple[str, ...], connect_timeout_s: float
+    ) -> None:
         from confluent_kafka import KafkaException, Producer
 
         self.report = SinkReport()

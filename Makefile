@@ -1,0 +1,64 @@
+# Beatlytica's dev loop. Every target installs what it needs itself and is safe to re-run:
+# uv (into .tools/), the virtualenv (.venv/, from uv.lock), the Java jars (mvn, .cache/jars/).
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+UV := .tools/uv/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+JARS := .cache/jars
+MVN := mvn -q -B
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export SPARK_LOCAL_IP := 127.0.0.1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help setup jars demo test lint unit integration kafka-up kafka-down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.synced jars ## uv, the virtualenv and the jars
+
+$(UV):
+	python3 -m venv .tools/uv
+	.tools/uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --all-extras --locked
+	touch $@
+
+jars: $(JARS)/kafka/.done $(JARS)/spark/.done ## Kafka broker and Spark connector jars via mvn
+
+$(JARS)/%/.done: jars/%/pom.xml
+	rm -rf $(JARS)/$*
+	$(MVN) -f $< dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(JARS)/$*
+	touch $@
+
+demo: setup ## the whole pipeline on this machine, no cluster, no cloud
+	$(BIN)/beatlytica demo
+
+test: setup lint ## everything CI runs: lint, unit and integration tests
+	$(BIN)/pytest
+
+lint: setup ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+unit: setup ## the tests that need no server
+	$(BIN)/pytest tests/unit
+
+integration: setup ## the tests against real local components
+	$(BIN)/pytest tests/integration
+
+kafka-up: setup ## start the local Kafka broker (KRaft) and create the topics
+	$(BIN)/beatlytica kafka up
+
+kafka-down: ## stop the local Kafka broker
+	@if [ -x $(BIN)/beatlytica ]; then $(BIN)/beatlytica kafka down; fi
+
+clean: kafka-down ## remove the demo state (.beatlytica/); keeps tools and caches
+	rm -rf .beatlytica

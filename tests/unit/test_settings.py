@@ -1,0 +1,84 @@
+"""The settings object: environment parsing, validation, and its documentation."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from pydantic import ValidationError
+
+from beatlytica.events import TOPIC_NAMES
+from beatlytica.settings import Settings, settings_table
+from tests.helpers import ROOT
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("BEATLYTICA_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_describe_the_embedded_stack(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = Settings()
+    assert s.topics == TOPIC_NAMES
+    assert s.kafka_bootstrap_servers == "127.0.0.1:9092"
+    assert s.lake == (tmp_path / ".beatlytica" / "lake").as_uri()
+    assert s.duckdb_file == tmp_path / ".beatlytica" / "warehouse.duckdb"
+    assert s.warehouse == "duckdb"
+    assert s.kafka_client_config() == {
+        "bootstrap.servers": "127.0.0.1:9092",
+        "security.protocol": "PLAINTEXT",
+    }
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BEATLYTICA_TOPICS", "listen_events, auth_events")
+    monkeypatch.setenv("BEATLYTICA_LAKE_URI", "gs://bucket/lake/")
+    monkeypatch.setenv("BEATLYTICA_STREAM_TRIGGER", "30 seconds")
+    monkeypatch.setenv("BEATLYTICA_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("BEATLYTICA_KAFKA_USERNAME", "producer")
+    monkeypatch.setenv("BEATLYTICA_KAFKA_PASSWORD", "s3cret")
+    s = Settings()
+    assert s.topics == ("listen_events", "auth_events")
+    assert s.lake == "gs://bucket/lake"
+    config = s.kafka_client_config()
+    assert config["sasl.username"] == "producer" and config["sasl.password"] == "s3cret"
+    assert "s3cret" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("BEATLYTICA_TOPICS", "listen_events,plays", "unknown: plays"),
+        ("BEATLYTICA_STREAM_TRIGGER", "fast", "stream trigger must be 'availableNow'"),
+        ("BEATLYTICA_WAREHOUSE", "bigquery", "needs BEATLYTICA_GCP_PROJECT"),
+        ("BEATLYTICA_KAFKA_PARTITIONS", "0", "greater than or equal to 1"),
+    ],
+)
+def test_bad_values_are_named(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=message):
+        Settings()
+
+
+def test_sasl_without_credentials_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BEATLYTICA_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    with pytest.raises(ValueError, match="needs BEATLYTICA_KAFKA_USERNAME"):
+        Settings().kafka_client_config()
+
+
+def test_docs_show_every_setting() -> None:
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    documented = re.search(
+        r"<!-- settings-table:begin -->\n(.*)<!-- settings-table:end -->", text, re.S
+    )
+    assert documented, "docs/configuration.md lost its settings table markers"
+    assert documented.group(1) == settings_table(), (
+        "docs/configuration.md is stale: regenerate it with `beatlytica settings --table`"
+    )
