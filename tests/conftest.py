@@ -45,9 +45,10 @@ def sample_events(sample_lines: list[tuple[str, int, str]]) -> dict[str, list[di
     return events
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real Kafka 4.x broker (KRaft) on a free port, with the four topics, 3 partitions each."""
+    """A real Kafka 4.x broker (KRaft) on a free port, with the four topics, 3 partitions each;
+    one per test module, so modules never see each other's records."""
     from beatlytica.kafka_local import LocalKafka, free_port
 
     broker = LocalKafka(tmp_path_factory.mktemp("kafka"), JARS / "kafka", free_port())
@@ -56,3 +57,23 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """A local SparkSession configured as the streaming job configures its own."""
+    from spark_jobs.stream_events import SESSION_CONFIG
+
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master("local[2]").appName("beatlytica-tests")
+    builder = builder.config("spark.ui.enabled", "false")
+    for key, value in SESSION_CONFIG.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    try:
+        yield session
+    finally:
+        session.stop()

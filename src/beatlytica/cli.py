@@ -126,6 +126,17 @@ def _cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- stream -------------------------------------------------------------------------------
+
+
+def _cmd_stream(args: argparse.Namespace) -> int:
+    from beatlytica.settings import get_settings
+    from spark_jobs.stream_events import run
+
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    return run(get_settings(), args.master)
+
+
 # --- demo ---------------------------------------------------------------------------------
 
 
@@ -171,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     kafka = sub.add_parser("kafka", help="the local Kafka broker of the embedded stack")
     kafka.add_argument("action", choices=("up", "down", "status"))
     kafka.set_defaults(handler=_cmd_kafka)
+
+    stream = sub.add_parser("stream", help="the Spark streaming job, Kafka -> Parquet lake")
+    stream.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
+    stream.set_defaults(handler=_cmd_stream)
 
     demo = sub.add_parser("demo", help="run the embedded pipeline end to end on this machine")
     demo.add_argument("--users", type=int, default=3000, help="simulated users (default 3000)")

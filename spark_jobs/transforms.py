@@ -1,0 +1,159 @@
+"""Pure DataFrame transformations of the streaming job: parse, validate, enrich, quarantine.
+
+Every function takes and returns DataFrames and touches no I/O, so the unit tests run them on
+small DataFrames in a local SparkSession. Column lists and types come from the event model
+(:mod:`beatlytica.events`, :mod:`beatlytica.schemas`), never from a copy here.
+
+The session time zone must be UTC (the job sets it): event_date and event_hour are UTC.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from beatlytica.events import (
+    EVENT_ID_FIELDS,
+    EVENT_ID_HEX_CHARS,
+    EVENT_ID_SEPARATOR,
+    LAKE_PARTITION_FIELDS,
+    TOPICS,
+    FieldType,
+    lake_fields,
+)
+from beatlytica.schemas import spark_payload_schema
+
+CORRUPT = "_corrupt_record"
+PAYLOAD = "payload"
+ERROR = "error"
+#: columns of the quarantine files, in order
+QUARANTINE_COLUMNS = (
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+    "kafka_timestamp",
+    "kafka_key",
+    "raw_value",
+    ERROR,
+    "quarantined_at",
+    "quarantine_date",
+)
+
+
+def parse(kafka: DataFrame, topic: str) -> DataFrame:
+    """Kafka rows (key, value, topic, partition, offset, timestamp) -> Kafka metadata, the raw
+    value as text, the parsed ``payload`` struct and an ``error`` (null when the row is valid).
+    """
+    schema = spark_payload_schema(topic).add(T.StructField(CORRUPT, T.StringType()))
+    raw = F.col("value").cast("string")
+    parsed = kafka.select(
+        F.col("topic").alias("kafka_topic"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        F.col("key").cast("string").alias("kafka_key"),
+        raw.alias("raw_value"),
+        F.from_json(
+            raw, schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
+        ).alias(PAYLOAD),
+    )
+    return parsed.withColumn(ERROR, validation_error(topic))
+
+
+def _listing(prefix: str, items: list[Column]) -> Column:
+    """``prefix`` + the non-null items joined, or null when there are none."""
+    joined = F.concat_ws(", ", *items)
+    return F.when(joined != "", F.concat(F.lit(prefix), joined))
+
+
+def validation_error(topic: str) -> Column:
+    """Why a parsed row cannot enter the lake, or null. Checked in order: an empty value, a
+    record of another topic, text that is not a JSON object, fields of the wrong type, missing
+    required fields, values outside a field's vocabulary."""
+    model = TOPICS[topic]
+    payload = F.col(PAYLOAD)
+    raw = F.col("raw_value")
+    is_object = F.from_json(raw, T.MapType(T.StringType(), T.StringType())).isNotNull()
+    wrong_types = [
+        F.when(
+            payload[f.name].isNull() & F.get_json_object(raw, f"$.{f.name}").isNotNull(),
+            F.lit(f"{f.name} (expected {f.type.value})"),
+        )
+        for f in model.fields
+    ]
+    missing = [F.when(payload[f.name].isNull(), F.lit(f.name)) for f in model.fields if f.required]
+    outside = [
+        F.when(
+            payload[f.name].isNotNull() & ~payload[f.name].isin(*f.allowed),
+            F.concat(F.lit(f"{f.name}="), payload[f.name].cast("string")),
+        )
+        for f in model.fields
+        if f.allowed
+    ]
+    return F.coalesce(
+        F.when(raw.isNull(), F.lit("empty Kafka value")),
+        F.when(
+            F.col("kafka_topic") != topic,
+            F.concat(F.lit("unknown topic "), F.col("kafka_topic"), F.lit(f" (expected {topic})")),
+        ),
+        # only rows Spark could not parse pay for the finer diagnosis
+        F.when(
+            payload[CORRUPT].isNotNull(),
+            F.coalesce(
+                F.when(~is_object, F.lit("not a JSON object")),
+                _listing("wrong type: ", wrong_types),
+                F.lit("malformed JSON"),
+            ),
+        ),
+        _listing("missing required fields: ", missing),
+        _listing("value not allowed: ", outside),
+    )
+
+
+def event_id_column(topic: str) -> Column:
+    """Spark's form of :func:`beatlytica.events.event_id` (a test proves they agree)."""
+    parts = [F.lit(topic), *(F.col(PAYLOAD)[name].cast("string") for name in EVENT_ID_FIELDS)]
+    digest = F.sha2(F.concat_ws(EVENT_ID_SEPARATOR, *parts), 256)
+    return F.substring(digest, 1, EVENT_ID_HEX_CHARS)
+
+
+def enrich(valid: DataFrame, topic: str) -> DataFrame:
+    """Valid parsed rows -> the lake's columns: event_id, Kafka metadata, the payload in
+    snake_case with epoch milliseconds as timestamps, then event_date and event_hour."""
+    payload = F.col(PAYLOAD)
+    columns: list[Column] = []
+    for f in lake_fields(topic):
+        if f.name == "event_id":
+            column = event_id_column(topic)
+        elif f.name.startswith("kafka_"):
+            column = F.col(f.name)
+        elif f.type is FieldType.EPOCH_MILLIS:
+            column = F.timestamp_millis(payload[f.name])
+        else:
+            column = payload[f.name]
+        columns.append(column.alias(f.column))
+    ts = F.timestamp_millis(payload["ts"])
+    date_field, hour_field = LAKE_PARTITION_FIELDS
+    return valid.select(
+        *columns,
+        F.to_date(ts).alias(date_field.column),
+        F.hour(ts).alias(hour_field.column),
+    )
+
+
+def split(parsed: DataFrame, topic: str) -> tuple[DataFrame, DataFrame]:
+    """(lake rows, quarantine rows) of a parsed batch."""
+    valid = enrich(parsed.where(F.col(ERROR).isNull()), topic)
+    return valid, quarantine(parsed.where(F.col(ERROR).isNotNull()))
+
+
+def quarantine(rejected: DataFrame) -> DataFrame:
+    """Rejected rows with everything needed to replay them: the raw value, the Kafka
+    coordinates, the error and the time, partitioned by the day they were quarantined."""
+    now = F.current_timestamp()
+    return rejected.select(
+        *(F.col(c) for c in QUARANTINE_COLUMNS[:7]),
+        now.alias("quarantined_at"),
+        F.to_date(now).alias("quarantine_date"),
+    )

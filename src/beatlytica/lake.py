@@ -1,0 +1,132 @@
+"""Reading the Parquet lake the way its writer meant: committed files only.
+
+The streaming job writes each topic with Spark's file sink, which records every file of a
+micro-batch in the sink's commit log (``<table>/_spark_metadata/<batch>``, compacted every few
+batches into ``<batch>.compact``) only once the batch has committed. A file that a killed batch
+left behind is in the folder but not in the log, so readers list files through the log, never
+by listing the folder. This module has no Spark dependency: the loader and the Airflow sensor use
+it through pyarrow's file systems (local folders and ``gs://``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from urllib.parse import unquote, urlparse
+
+from pyarrow import fs
+
+from beatlytica.errors import BeatlyticaError
+
+METADATA_DIR = "_spark_metadata"
+_LOG_FILE = re.compile(r"^(\d+)(\.compact)?$")
+_PARTITION = re.compile(r"/event_date=(\d{4}-\d{2}-\d{2})/event_hour=(\d{1,2})/")
+
+
+def raw_table_uri(lake: str, topic: str) -> str:
+    return f"{lake.rstrip('/')}/raw/{topic}"
+
+
+def quarantine_uri(lake: str, topic: str) -> str:
+    return f"{lake.rstrip('/')}/quarantine/{topic}"
+
+
+def checkpoint_uri(lake: str, topic: str, query: str) -> str:
+    return f"{lake.rstrip('/')}/_checkpoints/{topic}/{query}"
+
+
+def filesystem(uri: str) -> tuple[fs.FileSystem, str]:
+    """The pyarrow file system of a ``file://`` or ``gs://`` URI and the path inside it."""
+    try:
+        return fs.FileSystem.from_uri(uri)
+    except Exception as e:  # pyarrow raises several types for bad or unsupported URIs
+        raise BeatlyticaError(f"cannot open the lake at {uri!r}: {e}") from e
+
+
+def _to_uri(path: str) -> str:
+    """Spark logs ``file:/a/b`` (one slash); normalise to ``file:///a/b``."""
+    parsed = urlparse(path)
+    if parsed.scheme == "file":
+        return "file://" + parsed.path
+    return path
+
+
+def _parse_log(text: str, name: str) -> list[dict[str, object]]:
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("v"):
+        raise BeatlyticaError(f"{name} is not a Spark file sink log (no version header)")
+    return [json.loads(line) for line in lines[1:] if line.strip()]
+
+
+def committed_files(table_uri: str) -> list[str]:
+    """URIs of the Parquet files committed to a file-sink table, in commit order.
+
+    An empty list when the table has no commit log yet (nothing committed).
+    """
+    filesystem_, root = filesystem(table_uri)
+    log_dir = f"{root}/{METADATA_DIR}"
+    info = filesystem_.get_file_info(log_dir)
+    if info.type == fs.FileType.NotFound:
+        return []
+    batches: dict[int, str] = {}
+    latest_compact = -1
+    for entry in filesystem_.get_file_info(fs.FileSelector(log_dir)):
+        match = _LOG_FILE.match(entry.base_name)
+        if not match:
+            continue  # temporary files of a log write in progress
+        batch = int(match.group(1))
+        batches[batch] = entry.path
+        if match.group(2):
+            latest_compact = max(latest_compact, batch)
+    files: dict[str, None] = {}
+    for batch in sorted(b for b in batches if b >= latest_compact):
+        with filesystem_.open_input_stream(batches[batch]) as stream:
+            entries = _parse_log(stream.read().decode(), batches[batch])
+        for entry in entries:
+            path = _to_uri(str(entry["path"]))
+            if entry.get("action", "add") == "add":
+                files[path] = None
+            else:
+                files.pop(path, None)
+    return list(files)
+
+
+@dataclass(frozen=True)
+class Partition:
+    event_date: date
+    event_hour: int
+
+    @property
+    def start(self) -> datetime:
+        from datetime import UTC
+
+        return datetime(
+            self.event_date.year,
+            self.event_date.month,
+            self.event_date.day,
+            self.event_hour,
+            tzinfo=UTC,
+        )
+
+
+def partition_of(uri: str) -> Partition | None:
+    """The event-time partition a lake file belongs to, from its hive-style path."""
+    match = _PARTITION.search(unquote(uri))
+    if not match:
+        return None
+    return Partition(date.fromisoformat(match.group(1)), int(match.group(2)))
+
+
+def files_in_interval(files: list[str], start: datetime, end: datetime) -> list[str]:
+    """The files whose event hour lies in ``[start, end)`` (hour-aligned partitions)."""
+    chosen = []
+    for uri in files:
+        partition = partition_of(uri)
+        if partition is None:
+            continue
+        hour_start = partition.start
+        if hour_start < end and hour_start + timedelta(hours=1) > start:
+            chosen.append(uri)
+    return chosen

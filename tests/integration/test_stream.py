@@ -1,0 +1,180 @@
+"""The streaming job against the real local broker and real local Spark.
+
+generator -> Kafka -> `beatlytica stream` -> lake, read back through the commit logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import jsonschema
+import pytest
+from confluent_kafka import Producer
+
+from beatlytica.events import TOPIC_NAMES, event_id, lake_fields
+from beatlytica.kafka_local import LocalKafka
+from beatlytica.lake import committed_files, quarantine_uri, raw_table_uri
+from beatlytica.schemas import json_schema
+from tests.helpers import BEATLYTICA, ROOT, cli_env, run_cli
+
+pytestmark = pytest.mark.integration
+
+WINDOW = ("--start", "2026-11-01T00:00:00", "--end", "2026-11-01T12:00:00")
+LATE_TS = 1_793_491_200_000 - 5 * 3_600_000  # 2026-10-31T19:00Z, five hours before the window
+
+
+def malformed(topic: str, good: dict[str, Any]) -> list[str]:
+    """Records the job must quarantine, one per kind of problem."""
+    return [
+        "this is not json",
+        json.dumps({**good, "ts": "yesterday"}),
+        json.dumps({k: v for k, v in good.items() if k != "sessionId"}),
+        json.dumps({**good, "level": "platinum"}),
+    ]
+
+
+def produce_raw(bootstrap: str, records: list[tuple[str, str]]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for topic, value in records:
+        producer.produce(topic, value.encode(), b"test")
+    assert producer.flush(30) == 0
+
+
+def read_lake(lake: str, kind: str, topic: str) -> list[dict[str, Any]]:
+    uri = raw_table_uri(lake, topic) if kind == "raw" else quarantine_uri(lake, topic)
+    files = [f.removeprefix("file://") for f in committed_files(uri)]
+    if not files:
+        return []
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    relation = con.read_parquet(files, hive_partitioning=True)
+    return [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
+
+
+def stream_env(broker: LocalKafka, home: Path, **extra: str) -> dict[str, str]:
+    return {
+        "BEATLYTICA_HOME": str(home),
+        "BEATLYTICA_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        **extra,
+    }
+
+
+def generated(tmp: Path, *args: str) -> dict[str, list[dict[str, Any]]]:
+    out = tmp / "expected"
+    assert run_cli("generate", "--sink", "files", "--out", str(out), *args).returncode == 0
+    return {
+        t: [json.loads(line) for line in (out / f"{t}.jsonl").read_text().splitlines()]
+        for t in TOPIC_NAMES
+    }
+
+
+def test_generator_to_kafka_to_lake(kafka_broker: LocalKafka, tmp_path: Path) -> None:
+    args = ("--users", "300", *WINDOW, "--seed", "21")
+    env = stream_env(kafka_broker, tmp_path / "home")
+    assert run_cli("generate", "--sink", "kafka", *args, **env).returncode == 0
+    expected = generated(tmp_path, *args)
+    late = dict(expected["listen_events"][0], ts=LATE_TS, itemInSession=10_000)
+    expected["listen_events"].append(late)
+    bad = {t: malformed(t, expected[t][0]) for t in TOPIC_NAMES}
+    produce_raw(
+        kafka_broker.bootstrap_servers,
+        [("listen_events", json.dumps(late))] + [(t, v) for t in TOPIC_NAMES for v in bad[t]],
+    )
+
+    result = run_cli("stream", timeout=600, **env)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    lake = (tmp_path / "home" / "lake").as_uri()
+    for topic in TOPIC_NAMES:
+        rows = read_lake(lake, "raw", topic)
+        # exactly the produced events, each once, identified by the shared event_id
+        assert sorted(r["event_id"] for r in rows) == sorted(
+            event_id(topic, e) for e in expected[topic]
+        ), topic
+        columns = [f.column for f in lake_fields(topic)]
+        assert list(rows[0])[: len(columns)] == columns
+        required = [f.column for f in lake_fields(topic) if f.required]
+        assert all(r[c] is not None for r in rows for c in required), topic
+        # and every row is still a valid event of the model
+        validator = jsonschema.Draft202012Validator(json_schema(topic))
+        by_id = {event_id(topic, e): e for e in expected[topic]}
+        for r in rows:
+            payload = by_id[r["event_id"]]
+            assert validator.is_valid(payload)
+            assert r["session_id"] == payload["sessionId"]
+            assert int(r["ts"].timestamp() * 1000) == payload["ts"]
+            assert r["event_date"].isoformat() == r["ts"].date().isoformat()
+            assert r["event_hour"] == r["ts"].hour
+
+        quarantined = read_lake(lake, "quarantine", topic)
+        assert sorted(q["raw_value"] for q in quarantined) == sorted(bad[topic])
+        errors = {q["raw_value"]: q["error"] for q in quarantined}
+        assert errors[bad[topic][0]] == "not a JSON object"
+        assert errors[bad[topic][1]] == "wrong type: ts (expected epoch_millis)"
+        assert errors[bad[topic][2]] == "missing required fields: sessionId"
+        assert errors[bad[topic][3]] == "value not allowed: level=platinum"
+
+    # the late event sits in its own event-time partition
+    late_files = [f for f in committed_files(raw_table_uri(lake, "listen_events"))
+                  if "event_date=2026-10-31/event_hour=19/" in f]  # fmt: skip
+    assert late_files
+    # one structured log line per micro-batch and query, with the counts
+    batches = [json.loads(line) for line in result.stderr.splitlines()
+               if line.startswith("{") and '"micro-batch"' in line]  # fmt: skip
+    raw_lines = {b["topic"]: b for b in batches if b["sink"] == "raw"}
+    assert raw_lines["listen_events"]["written_rows"] == len(expected["listen_events"])
+    assert raw_lines["listen_events"]["quarantined_rows"] == len(bad["listen_events"])
+    assert raw_lines["listen_events"]["input_rows"] == len(expected["listen_events"]) + 4
+    assert "listen_events" in json.dumps(raw_lines["listen_events"]["end_offsets"])
+
+
+def _committed_batches(table: Path) -> int:
+    log = table / "_spark_metadata"
+    return len([p for p in log.iterdir() if p.name.split(".")[0].isdigit()]) if log.exists() else 0
+
+
+def test_exactly_once_after_the_driver_is_killed(kafka_broker: LocalKafka, tmp_path: Path) -> None:
+    kafka_broker.reset_topics({t: 3 for t in TOPIC_NAMES})
+    args = ("--users", "800", "--start", "2026-11-01", "--end", "2026-11-02", "--seed", "5")
+    env = stream_env(
+        kafka_broker, tmp_path / "home", BEATLYTICA_STREAM_MAX_OFFSETS_PER_TRIGGER="3000"
+    )
+    assert run_cli("generate", "--sink", "kafka", *args, **env).returncode == 0
+    expected = generated(tmp_path, *args)
+    bad = malformed("listen_events", expected["listen_events"][0])
+    produce_raw(kafka_broker.bootstrap_servers, [("listen_events", v) for v in bad])
+    lake_dir = tmp_path / "home" / "lake"
+    listens = lake_dir / "raw" / "listen_events"
+
+    # first run: SIGKILL the whole driver (python and its JVM) once two batches committed
+    process = subprocess.Popen(
+        [str(BEATLYTICA), "stream"], env=cli_env(**env), cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while _committed_batches(listens) < 2:
+        assert process.poll() is None, "the job ended before it could be killed"
+        assert time.monotonic() < deadline, "no batches committed in time"
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    partial = read_lake(lake_dir.as_uri(), "raw", "listen_events")
+    assert 0 < len(partial) < len(expected["listen_events"])
+
+    # second run to completion: nothing lost, nothing twice
+    result = run_cli("stream", timeout=900, **env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for topic in TOPIC_NAMES:
+        ids = [r["event_id"] for r in read_lake(lake_dir.as_uri(), "raw", topic)]
+        assert Counter(ids).most_common(1)[0][1] == 1, f"duplicates in {topic}"
+        assert sorted(ids) == sorted(event_id(topic, e) for e in expected[topic]), topic
+    quarantined = read_lake(lake_dir.as_uri(), "quarantine", "listen_events")
+    assert sorted(q["raw_value"] for q in quarantined) == sorted(bad)

@@ -1,0 +1,132 @@
+"""The streaming job's pure transformations on small DataFrames in a local SparkSession."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from pyspark.sql import types as T
+
+from beatlytica.events import event_id
+from beatlytica.schemas import spark_lake_schema
+from spark_jobs.transforms import QUARANTINE_COLUMNS, parse, split
+
+KAFKA_SCHEMA = T.StructType(
+    [
+        T.StructField("key", T.BinaryType()),
+        T.StructField("value", T.BinaryType()),
+        T.StructField("topic", T.StringType()),
+        T.StructField("partition", T.IntegerType()),
+        T.StructField("offset", T.LongType()),
+        T.StructField("timestamp", T.TimestampType()),
+    ]
+)
+KAFKA_TS = datetime(2026, 11, 2, 0, 0, 5, tzinfo=UTC)
+
+
+def kafka_rows(spark: Any, topic: str, values: list[str | None], source_topic: str | None = None):
+    rows = [
+        (b"1", None if v is None else v.encode(), source_topic or topic, 0, offset, KAFKA_TS)
+        for offset, v in enumerate(values)
+    ]
+    return spark.createDataFrame(rows, KAFKA_SCHEMA)
+
+
+def _first(sample_events: dict[str, list[dict[str, Any]]], topic: str, **match: Any):
+    return next(e for e in sample_events[topic] if all(e.get(k) == v for k, v in match.items()))
+
+
+def test_valid_events_become_lake_rows_with_the_model_schema(spark, sample_events) -> None:
+    topic = "listen_events"
+    payloads = sample_events[topic][:50]
+    valid, rejected = split(parse(kafka_rows(spark, topic, [json.dumps(p) for p in payloads]),
+                                  topic), topic)  # fmt: skip
+    assert rejected.count() == 0
+    expected = spark_lake_schema(topic)
+    assert [(f.name, f.dataType) for f in valid.schema.fields] == [
+        *((f.name, f.dataType) for f in expected.fields),
+        ("event_date", T.DateType()),
+        ("event_hour", T.IntegerType()),
+    ]
+    rows = valid.collect()
+    assert len(rows) == 50
+    for payload, row in zip(payloads, rows, strict=True):
+        assert row.event_id == event_id(topic, payload)  # Spark and Python agree
+        assert row.session_id == payload["sessionId"]
+        assert row.item_in_session == payload["itemInSession"]
+        assert row.ts == datetime.fromtimestamp(payload["ts"] / 1000, UTC).replace(tzinfo=None)
+        assert row.kafka_topic == topic and row.kafka_partition == 0
+        assert row.user_agent == payload["userAgent"]
+
+
+def test_event_ids_agree_for_every_topic(spark, sample_events) -> None:
+    for topic, events in sample_events.items():
+        payloads = events[:20]
+        valid, _ = split(parse(kafka_rows(spark, topic, [json.dumps(p) for p in payloads]),
+                               topic), topic)  # fmt: skip
+        assert [r.event_id for r in valid.collect()] == [event_id(topic, p) for p in payloads]
+
+
+def test_partition_columns_are_utc(spark, sample_events) -> None:
+    payload = dict(_first(sample_events, "listen_events"))
+    payload["ts"] = int(datetime(2026, 11, 1, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
+    late = dict(payload, ts=payload["ts"] - 5 * 3_600_000, itemInSession=99)
+    valid, _ = split(parse(kafka_rows(spark, "listen_events", [json.dumps(payload),
+                                                               json.dumps(late)]),
+                           "listen_events"), "listen_events")  # fmt: skip
+    rows = valid.collect()
+    assert (rows[0].event_date, rows[0].event_hour) == (date(2026, 11, 1), 23)
+    assert (rows[1].event_date, rows[1].event_hour) == (date(2026, 11, 1), 18)
+
+
+def test_guests_have_no_user_columns(spark, sample_events) -> None:
+    guest = _first(sample_events, "page_view_events", auth="Guest")
+    valid, rejected = split(parse(kafka_rows(spark, "page_view_events", [json.dumps(guest)]),
+                                  "page_view_events"), "page_view_events")  # fmt: skip
+    row = valid.collect()[0]
+    assert rejected.count() == 0
+    assert row.user_id is None and row.registration is None and row.first_name is None
+    assert row.artist is None  # song fields only on NextSong page views
+
+
+@pytest.fixture(scope="module")
+def good(sample_events) -> dict[str, Any]:
+    return dict(_first(sample_events, "listen_events", auth="Logged In"))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "error"),
+    [
+        (lambda g: "not json at all", "not a JSON object"),
+        (lambda g: "[1, 2, 3]", "not a JSON object"),
+        (lambda g: '{"ts": 1, "sessionId": ', "not a JSON object"),
+        (lambda g: json.dumps({**g, "ts": "yesterday"}), "wrong type: ts (expected epoch_millis)"),
+        (lambda g: json.dumps({**g, "itemInSession": 1.5}),
+         "wrong type: itemInSession (expected int)"),
+        (lambda g: json.dumps({k: v for k, v in g.items() if k != "sessionId"}),
+         "missing required fields: sessionId"),
+        (lambda g: "{}", "missing required fields: artist, song, duration, ts, sessionId"),
+        (lambda g: json.dumps({**g, "level": "gold"}), "value not allowed: level=gold"),
+        (lambda g: None, "empty Kafka value"),
+    ],
+)  # fmt: skip
+def test_malformed_records_are_quarantined_with_their_error(spark, good, mutate, error) -> None:
+    value = mutate(good)
+    valid, rejected = split(parse(kafka_rows(spark, "listen_events", [json.dumps(good), value]),
+                                  "listen_events"), "listen_events")  # fmt: skip
+    assert valid.count() == 1
+    assert rejected.columns == list(QUARANTINE_COLUMNS)
+    row = rejected.collect()[0]
+    assert row.error.startswith(error), row.error
+    assert row.raw_value == value
+    assert (row.kafka_topic, row.kafka_partition, row.kafka_offset) == ("listen_events", 0, 1)
+    assert row.quarantined_at is not None and row.quarantine_date is not None
+
+
+def test_records_of_another_topic_are_quarantined(spark, good) -> None:
+    frame = kafka_rows(spark, "listen_events", [json.dumps(good)], source_topic="plays")
+    valid, rejected = split(parse(frame, "listen_events"), "listen_events")
+    assert valid.count() == 0
+    assert rejected.collect()[0].error == "unknown topic plays (expected listen_events)"
