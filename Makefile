@@ -10,18 +10,25 @@ VENV := .venv
 BIN := $(VENV)/bin
 JARS := .cache/jars
 MVN := mvn -q -B
+TOOLS := .tools/bin
+FAKE_GCS_VERSION := v1.56.1
 
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export SPARK_LOCAL_IP := 127.0.0.1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup jars demo test lint unit integration kafka-up kafka-down clean
+.PHONY: help setup jars tools demo test lint unit integration kafka-up kafka-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.synced jars ## uv, the virtualenv and the jars
+setup: $(VENV)/.synced jars tools ## uv, the virtualenv, the jars and the emulators
+
+tools: $(TOOLS)/fake-gcs-server ## fake-gcs-server, the GCS emulator of the tests (go install)
+
+$(TOOLS)/fake-gcs-server:
+	GOBIN=$(CURDIR)/$(TOOLS) go install github.com/fsouza/fake-gcs-server@$(FAKE_GCS_VERSION)
 
 $(UV):
 	python3 -m venv .tools/uv

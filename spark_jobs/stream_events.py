@@ -40,6 +40,29 @@ SESSION_CONFIG = {
 }
 
 
+#: the Hadoop GCS connector for gs:// lakes. Hadoop 3.5's core-default.xml gives some fs.gs.*
+#: sizes as "64m", which the connector cannot parse: they are restated in bytes.
+GCS_CONFIG = {
+    "spark.hadoop.fs.gs.impl": "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem",
+    "spark.hadoop.fs.AbstractFileSystem.gs.impl": "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFS",
+    "spark.hadoop.fs.gs.block.size": str(64 << 20),
+    "spark.hadoop.fs.gs.rewrite.max.chunk.size": str(512 << 20),
+    "spark.hadoop.fs.gs.outputstream.buffer.size": str(8 << 20),
+    "spark.hadoop.fs.gs.inputstream.inplace.seek.limit": str(8 << 20),
+    "spark.hadoop.fs.gs.inputstream.min.range.request.size": str(2 << 20),
+}
+
+
+def gcs_config(settings: Settings) -> dict[str, str]:
+    config = dict(GCS_CONFIG)
+    if settings.gcp_project:
+        config["spark.hadoop.fs.gs.project.id"] = settings.gcp_project
+    if settings.gcs_endpoint:  # an emulator: no credentials
+        config["spark.hadoop.fs.gs.storage.root.url"] = settings.gcs_endpoint
+        config["spark.hadoop.fs.gs.auth.type"] = "UNAUTHENTICATED"
+    return config
+
+
 def build_session(settings: Settings, master: str | None = None) -> Any:
     """A SparkSession for the job. Locally the connector jars come from the jar cache through
     ``spark.jars``; in the image they sit in Spark's own jars folder."""
@@ -54,7 +77,7 @@ def build_session(settings: Settings, master: str | None = None) -> Any:
     jars = sorted(str(p) for p in jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
     if jars:
         builder = builder.config("spark.jars", ",".join(jars))
-    for key, value in SESSION_CONFIG.items():
+    for key, value in {**SESSION_CONFIG, **gcs_config(settings)}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")

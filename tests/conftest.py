@@ -77,3 +77,46 @@ def spark() -> Iterator[Any]:
         yield session
     finally:
         session.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator() -> Iterator[str]:
+    """fake-gcs-server (installed by `make tools`) on a free port; yields its endpoint."""
+    import subprocess
+    import time
+    import urllib.request
+
+    from beatlytica.kafka_local import free_port
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    binary = ROOT / ".tools" / "bin" / "fake-gcs-server"
+    process = subprocess.Popen(
+        [str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
+         "-backend", "memory", "-public-host", f"127.0.0.1:{port}", "-log-level", "warn"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/storage/v1/b", timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "fake-gcs-server did not start"
+                time.sleep(0.2)
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def create_bucket(endpoint: str, name: str) -> None:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(
+        project="test", credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": endpoint},
+    )  # fmt: skip
+    client.create_bucket(name)

@@ -14,11 +14,13 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
-from pyarrow import fs
-
 from beatlytica.errors import BeatlyticaError
+
+if TYPE_CHECKING:  # pragma: no cover - pyarrow is the loader's, not the Spark image's
+    from pyarrow import fs
 
 METADATA_DIR = "_spark_metadata"
 _LOG_FILE = re.compile(r"^(\d+)(\.compact)?$")
@@ -37,9 +39,18 @@ def checkpoint_uri(lake: str, topic: str, query: str) -> str:
     return f"{lake.rstrip('/')}/_checkpoints/{topic}/{query}"
 
 
-def filesystem(uri: str) -> tuple[fs.FileSystem, str]:
-    """The pyarrow file system of a ``file://`` or ``gs://`` URI and the path inside it."""
+def filesystem(uri: str, gcs_endpoint: str | None = None) -> tuple[fs.FileSystem, str]:
+    """The pyarrow file system of a ``file://`` or ``gs://`` URI and the path inside it;
+    ``gcs_endpoint`` points ``gs://`` at an emulator (anonymous, as emulators expect)."""
+    from pyarrow import fs
+
     try:
+        if gcs_endpoint and uri.startswith("gs://"):
+            endpoint = urlparse(gcs_endpoint)
+            gcs = fs.GcsFileSystem(
+                anonymous=True, endpoint_override=endpoint.netloc, scheme=endpoint.scheme
+            )
+            return gcs, uri.removeprefix("gs://")
         return fs.FileSystem.from_uri(uri)
     except Exception as e:  # pyarrow raises several types for bad or unsupported URIs
         raise BeatlyticaError(f"cannot open the lake at {uri!r}: {e}") from e
@@ -60,12 +71,14 @@ def _parse_log(text: str, name: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in lines[1:] if line.strip()]
 
 
-def committed_files(table_uri: str) -> list[str]:
+def committed_files(table_uri: str, gcs_endpoint: str | None = None) -> list[str]:
     """URIs of the Parquet files committed to a file-sink table, in commit order.
 
     An empty list when the table has no commit log yet (nothing committed).
     """
-    filesystem_, root = filesystem(table_uri)
+    from pyarrow import fs
+
+    filesystem_, root = filesystem(table_uri, gcs_endpoint)
     log_dir = f"{root}/{METADATA_DIR}"
     info = filesystem_.get_file_info(log_dir)
     if info.type == fs.FileType.NotFound:

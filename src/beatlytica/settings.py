@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         None, description="Root of the Parquet lake: `file://…` or `gs://…` (default: <home>/lake)."
     )
 
+    gcs_endpoint: str | None = Field(
+        None,
+        description="GCS API endpoint of an emulator (fake-gcs-server on kind and in tests), "
+        "e.g. `http://127.0.0.1:4443`; unset on GKE, where Workload Identity authenticates.",
+    )
+
     # --- streaming job -----------------------------------------------------------------------
     stream_trigger: str = Field(
         "availableNow",

@@ -1,0 +1,63 @@
+"""Versions stated in more than one place agree; Dockerfiles are hadolint clean."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+
+POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
+DOCKERFILES = sorted((ROOT / "images").glob("*/Dockerfile"))
+
+
+def _pom_property(pom: Path, name: str) -> str:
+    value = ET.parse(pom).getroot().find(f"m:properties/m:{name}", POM_NS)
+    assert value is not None and value.text, f"{pom} has no {name}"
+    return value.text
+
+
+def _locked_version(package: str) -> str:
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    return next(p["version"] for p in lock["package"] if p["name"] == package)
+
+
+def test_spark_connector_matches_pyspark() -> None:
+    spark = _pom_property(ROOT / "jars" / "spark" / "pom.xml", "spark.version")
+    assert _locked_version("pyspark") == spark
+    for dockerfile in DOCKERFILES:
+        for tag in re.findall(r"apache/spark:([0-9.]+)-", dockerfile.read_text()):
+            assert tag == spark, f"{dockerfile} uses Spark {tag}, pyspark is {spark}"
+
+
+def test_uv_version_is_the_makefiles() -> None:
+    version = re.search(r"^UV_VERSION := (\S+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert version
+    for dockerfile in DOCKERFILES:
+        for tag in re.findall(r"ghcr.io/astral-sh/uv:(\S+) ", dockerfile.read_text()):
+            assert tag == version.group(1), dockerfile
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_dockerfiles_are_hadolint_clean(dockerfile: Path) -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run(
+        [str(hadolint), "--failure-threshold", "info", str(dockerfile)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_images_run_as_non_root_with_pinned_bases(dockerfile: Path) -> None:
+    text = dockerfile.read_text()
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users and users[-1] not in ("root", "0"), "the last USER must not be root"
+    for image in re.findall(r"^FROM (\S+)", text, re.M):
+        assert ":" in image and not image.endswith(":latest"), image
