@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -208,24 +209,20 @@ def add_progress_listener(spark: Any) -> Any:
     return listener
 
 
-class _Stop(Exception):
-    pass
-
-
 def run(settings: Settings, master: str | None = None) -> int:
-    """Run until the queries end (availableNow) or fail; 0 on success, 1 on failure."""
+    """Run until the queries end (availableNow), fail, or SIGTERM; 0 on success, 1 on failure."""
     spark = build_session(settings, master)
     listener = add_progress_listener(spark)
     try:
-        return _await(spark, start_queries(spark, settings), settings)
+        return _supervise(start_queries(spark, settings), settings)
     finally:
         spark.streams.removeListener(listener)
         spark.stop()
 
 
-def _await(spark: Any, queries: list[Any], settings: Settings) -> int:
-    from pyspark.errors import StreamingQueryException
-
+def _supervise(queries: list[Any], settings: Settings, poll_s: float = 1.0) -> int:
+    """Watch the queries: stop them all on SIGTERM (exit 0) or when one fails (exit 1)."""
+    continuous = parse_trigger(settings.stream_trigger) is not None
     log.info(
         "streaming",
         extra={
@@ -236,37 +233,35 @@ def _await(spark: Any, queries: list[Any], settings: Settings) -> int:
             }
         },
     )
-
-    def stop(*_: object) -> None:
-        raise _Stop
-
-    previous = signal.signal(signal.SIGTERM, stop)
+    stop = threading.Event()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main_thread else None
     try:
-        if parse_trigger(settings.stream_trigger) is None:
-            for query in queries:
-                query.awaitTermination()
-        else:
-            spark.streams.awaitAnyTermination()
-            failed = [q.name for q in queries if q.exception() is not None]
-            raise RuntimeError(f"queries stopped unexpectedly: {failed}")
-    except _Stop:
+        while not stop.wait(poll_s):
+            failed = {q.name: q.exception() for q in queries if not q.isActive and q.exception()}
+            if failed:
+                for name, error in failed.items():
+                    message = str(error.desc if hasattr(error, "desc") else error)
+                    log.error(
+                        "streaming failed",
+                        extra={"fields": {"query": name, "error": message.splitlines()[0]}},
+                    )
+                return 1
+            active = [q for q in queries if q.isActive]
+            if not active:
+                return 0  # availableNow: everything there was is in the lake
+            if continuous and len(active) < len(queries):
+                ended = sorted(q.name for q in queries if not q.isActive)
+                log.error("streaming failed", extra={"fields": {"stopped_queries": ended}})
+                return 1
         log.info("SIGTERM: stopping the queries")
-        for query in queries:
-            query.stop()
         return 0
-    except (StreamingQueryException, RuntimeError) as e:
-        log.error("streaming failed", extra={"fields": {"error": str(e).splitlines()[0]}})
-        return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
         for query in queries:
             if query.isActive:
                 query.stop()
-    failed = [q.name for q in queries if q.exception() is not None]
-    if failed:
-        log.error("queries failed", extra={"fields": {"queries": failed}})
-        return 1
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -138,7 +138,9 @@ def enrich(valid: DataFrame, topic: str) -> DataFrame:
     return valid.select(
         *columns,
         F.to_date(ts).alias(date_field.column),
-        F.hour(ts).alias(hour_field.column),
+        # two digits in the folder name (event_hour=05), so listings sort by hour; readers
+        # type the partition as the model's integer
+        F.lpad(F.hour(ts).cast("string"), 2, "0").alias(hour_field.column),
     )
 
 

@@ -207,7 +207,7 @@ LAKE_METADATA_FIELDS = (
 #: hive-style partition columns of the lake (directory names, not stored in the files)
 LAKE_PARTITION_FIELDS = (
     Field("event_date", FieldType.DATE, True, "UTC date of ts."),
-    Field("event_hour", FieldType.INT, True, "UTC hour of ts, 0-23."),
+    Field("event_hour", FieldType.INT, True, "UTC hour of ts, 0-23 (a two-digit folder name in the lake)."),
 )
 
 

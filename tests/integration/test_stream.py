@@ -55,7 +55,15 @@ def read_lake(lake: str, kind: str, topic: str) -> list[dict[str, Any]]:
         return []
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
-    relation = con.read_parquet(files, hive_partitioning=True)
+    types = (
+        "{'event_date': DATE, 'event_hour': INTEGER}"
+        if kind == "raw"
+        else "{'quarantine_date': DATE}"
+    )
+    relation = con.sql(
+        f"select * from read_parquet(?, hive_partitioning = true, hive_types = {types})",
+        params=[files],
+    )
     return [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
 
 
@@ -208,3 +216,58 @@ def test_the_same_job_writes_a_gs_lake(
         ids = table.read(columns=["event_id"]).column("event_id").to_pylist()
         assert sorted(ids) == sorted(event_id(topic, e) for e in expected[topic])
     assert not (tmp_path / "home" / "lake").exists()  # nothing went to the local folder
+
+
+def test_processing_time_trigger_keeps_up_and_stops_on_sigterm(
+    kafka_broker: LocalKafka, tmp_path: Path
+) -> None:
+    kafka_broker.reset_topics({t: 3 for t in TOPIC_NAMES})
+    env = stream_env(kafka_broker, tmp_path / "home", BEATLYTICA_STREAM_TRIGGER="2 seconds",
+                     BEATLYTICA_TOPICS="listen_events")  # fmt: skip
+    process = subprocess.Popen(
+        [str(BEATLYTICA), "stream"], env=cli_env(**env), cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lake = (tmp_path / "home" / "lake").as_uri()
+    try:
+        expected: list[str] = []
+        # two rounds of production while the job runs: each is picked up by a later batch
+        for seed in ("1", "2"):
+            args = ("--users", "50", *WINDOW, "--seed", seed, "--instance", seed)
+            assert run_cli("generate", "--sink", "kafka", *args, **env).returncode == 0
+            expected += [event_id("listen_events", e)
+                         for e in generated(tmp_path / seed, *args)["listen_events"]]  # fmt: skip
+            deadline = time.monotonic() + 180
+            while len(read_lake(lake, "raw", "listen_events")) < len(expected):
+                assert process.poll() is None, process.communicate()[1][-3000:]
+                assert time.monotonic() < deadline, "the running job did not pick the events up"
+                time.sleep(1)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr[-3000:]
+    assert "SIGTERM: stopping the queries" in stderr
+    ids = [r["event_id"] for r in read_lake(lake, "raw", "listen_events")]
+    assert sorted(ids) == sorted(expected)
+
+
+def test_lost_offsets_stop_the_job_with_a_non_zero_exit(
+    kafka_broker: LocalKafka, tmp_path: Path
+) -> None:
+    """Topics recreated under a checkpoint (data loss) is unrecoverable: exit 1, for the
+    operator's restart policy and for a human to decide."""
+    kafka_broker.reset_topics({t: 3 for t in TOPIC_NAMES})
+    env = stream_env(kafka_broker, tmp_path / "home", BEATLYTICA_TOPICS="listen_events")
+    args = ("--users", "100", *WINDOW)
+    assert run_cli("generate", "--sink", "kafka", *args, **env).returncode == 0
+    assert run_cli("stream", timeout=600, **env).returncode == 0
+    kafka_broker.reset_topics({"listen_events": 3})
+    assert run_cli("generate", "--sink", "kafka", "--users", "5", "--start", "2026-11-01",
+                   "--end", "2026-11-01T01:00:00", **env).returncode == 0  # fmt: skip
+    result = run_cli("stream", timeout=600, **env)
+    assert result.returncode == 1
+    failure = [json.loads(line) for line in result.stderr.splitlines()
+               if line.startswith("{") and '"streaming failed"' in line]  # fmt: skip
+    assert failure and "listen_events" in result.stderr
