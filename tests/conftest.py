@@ -120,3 +120,45 @@ def create_bucket(endpoint: str, name: str) -> None:
         client_options={"api_endpoint": endpoint},
     )  # fmt: skip
     client.create_bucket(name)
+
+
+#: the window of the loaded_warehouse fixture
+WAREHOUSE_WINDOW = ("2026-11-01T00:00:00", "2026-11-02T00:00:00")
+
+
+@pytest.fixture(scope="session")
+def loaded_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The real pipeline up to the warehouse for one simulated day of 400 users: generator ->
+    Kafka -> Spark job -> lake -> loader -> DuckDB. Yields the environment that points every
+    `beatlytica` command (and dbt) at it, plus the produced counts per topic."""
+    from beatlytica.kafka_local import LocalKafka, free_port
+    from tests.helpers import run_cli
+
+    home = tmp_path_factory.mktemp("warehouse-home")
+    broker = LocalKafka(home / "kafka", JARS / "kafka", free_port())
+    broker.start({t: 3 for t in TOPIC_NAMES})
+    try:
+        env = {
+            "BEATLYTICA_HOME": str(home),
+            "BEATLYTICA_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        }
+        start, end = WAREHOUSE_WINDOW
+        generated = run_cli("generate", "--sink", "kafka", "--users", "400", "--start", start,
+                            "--end", end, "--seed", "17", **env)  # fmt: skip
+        assert generated.returncode == 0, generated.stderr
+        summary = json.loads(
+            next(line for line in generated.stderr.splitlines() if '"generated"' in line)
+        )
+        produced = {t: summary.get(f"delivered.{t}", 0) for t in TOPIC_NAMES}
+        streamed = run_cli("stream", timeout=600, **env)
+        assert streamed.returncode == 0, streamed.stderr[-3000:]
+    finally:
+        broker.stop()
+    loaded = run_cli("load", "--start", start, "--end", end, **env)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    yield {
+        "env": env,
+        "duckdb_path": home / "warehouse.duckdb",
+        "produced": produced,
+        "window": WAREHOUSE_WINDOW,
+    }

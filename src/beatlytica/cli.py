@@ -137,6 +137,24 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     return run(get_settings(), args.master)
 
 
+# --- load ---------------------------------------------------------------------------------
+
+
+def _cmd_load(args: argparse.Namespace) -> int:
+    import json
+
+    from beatlytica.loader import load
+    from beatlytica.settings import get_settings
+    from beatlytica.timeparse import parse_utc
+
+    settings = get_settings()
+    topics = tuple(args.topic) if args.topic else settings.topics
+    results = load(settings, topics, parse_utc(args.start), parse_utc(args.end),
+                   require_data=args.require_data)  # fmt: skip
+    print(json.dumps({r.topic: {"files": r.files, "rows": r.rows} for r in results}))
+    return 0
+
+
 # --- demo ---------------------------------------------------------------------------------
 
 
@@ -186,6 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
     stream = sub.add_parser("stream", help="the Spark streaming job, Kafka -> Parquet lake")
     stream.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
     stream.set_defaults(handler=_cmd_stream)
+
+    load = sub.add_parser("load", help="load committed lake files of [start, end) into raw tables")
+    load.add_argument("--start", required=True, help="interval start, ISO-8601 UTC (inclusive)")
+    load.add_argument("--end", required=True, help="interval end, ISO-8601 UTC (exclusive)")
+    load.add_argument("--topic", action="append", help="a topic (repeatable; default: all)")
+    load.add_argument(
+        "--require-data", action="store_true",
+        help="fail when a topic has no committed lake data in the interval",
+    )  # fmt: skip
+    load.set_defaults(handler=_cmd_load)
 
     demo = sub.add_parser("demo", help="run the embedded pipeline end to end on this machine")
     demo.add_argument("--users", type=int, default=3000, help="simulated users (default 3000)")

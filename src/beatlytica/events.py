@@ -207,13 +207,27 @@ LAKE_METADATA_FIELDS = (
 #: hive-style partition columns of the lake (directory names, not stored in the files)
 LAKE_PARTITION_FIELDS = (
     Field("event_date", FieldType.DATE, True, "UTC date of ts."),
-    Field("event_hour", FieldType.INT, True, "UTC hour of ts, 0-23 (a two-digit folder name in the lake)."),
+    Field(
+        "event_hour",
+        FieldType.INT,
+        True,
+        "UTC hour of ts, 0-23 (a two-digit folder name in the lake).",
+    ),
 )
 
 
 def lake_fields(topic: str) -> tuple[Field, ...]:
-    """The columns stored in a topic's lake Parquet files (and its raw warehouse table)."""
+    """The columns stored in a topic's lake Parquet files."""
     return (*LAKE_METADATA_FIELDS, *TOPICS[topic].fields)
+
+
+#: the column the loader adds to every raw warehouse table (dbt's source freshness reads it)
+LOADED_AT = Field("loaded_at", FieldType.TIMESTAMP, True, "When the loader wrote the row.")
+
+
+def raw_table_fields(topic: str) -> tuple[Field, ...]:
+    """The columns of a topic's raw warehouse table: the lake's, its partitions, loaded_at."""
+    return (*lake_fields(topic), *LAKE_PARTITION_FIELDS, LOADED_AT)
 
 
 # --- event ids ----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlparse
 from beatlytica.errors import BeatlyticaError
 
 if TYPE_CHECKING:  # pragma: no cover - pyarrow is the loader's, not the Spark image's
+    import pyarrow as pa
     from pyarrow import fs
 
 METADATA_DIR = "_spark_metadata"
@@ -104,6 +105,34 @@ def committed_files(table_uri: str, gcs_endpoint: str | None = None) -> list[str
             else:
                 files.pop(path, None)
     return list(files)
+
+
+def read_lake_files(files: list[str], topic: str, gcs_endpoint: str | None = None) -> pa.Table:
+    """The rows of committed lake files of one topic as an Arrow table with the model's
+    schema, the partition columns typed from the folder names (``event_hour=05`` -> 5)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    from beatlytica.schemas import arrow_lake_schema
+
+    schema = arrow_lake_schema(topic)
+    if not files:
+        return schema.empty_table()
+    filesystem_, _ = filesystem(files[0], gcs_endpoint)
+    paths = [filesystem(f, gcs_endpoint)[1] for f in files]
+    root = paths[0].split("/event_date=")[0]
+    partition_names = [f.name for f in schema if f.name in ("event_date", "event_hour")]
+    partitioning = ds.partitioning(
+        pa.schema([schema.field(n) for n in partition_names]), flavor="hive"
+    )
+    dataset = ds.dataset(
+        paths,
+        filesystem=filesystem_,
+        format="parquet",
+        partitioning=partitioning,
+        partition_base_dir=root,
+    )
+    return dataset.to_table(columns=schema.names).cast(schema)
 
 
 @dataclass(frozen=True)

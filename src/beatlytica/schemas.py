@@ -17,9 +17,11 @@ from beatlytica.events import (
     Field,
     FieldType,
     lake_fields,
+    raw_table_fields,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
     from google.cloud.bigquery import SchemaField
     from pyspark.sql.types import StructType
 
@@ -118,6 +120,25 @@ def spark_lake_schema(topic: str) -> StructType:
     )
 
 
+def arrow_lake_schema(topic: str, *, with_partitions: bool = True) -> pa.Schema:
+    """The Arrow schema of a topic's lake rows as readers see them (partitions typed)."""
+    import pyarrow as pa
+
+    arrow_types = {
+        FieldType.LONG: pa.int64(),
+        FieldType.INT: pa.int32(),
+        FieldType.DOUBLE: pa.float64(),
+        FieldType.STRING: pa.string(),
+        FieldType.BOOLEAN: pa.bool_(),
+        FieldType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
+        FieldType.DATE: pa.date32(),
+    }
+    fields = (*lake_fields(topic), *(LAKE_PARTITION_FIELDS if with_partitions else ()))
+    return pa.schema(
+        [pa.field(f.column, arrow_types[f.storage_type], not f.required) for f in fields]
+    )
+
+
 _BQ_TYPES = {
     FieldType.LONG: "INT64",
     FieldType.INT: "INT64",
@@ -141,8 +162,8 @@ def _bq_field(f: Field) -> SchemaField:
 
 
 def bigquery_schema(topic: str) -> list[SchemaField]:
-    """BigQuery schema of a topic's raw table: the lake columns plus the partition columns."""
-    return [_bq_field(f) for f in (*lake_fields(topic), *LAKE_PARTITION_FIELDS)]
+    """BigQuery schema of a topic's raw table (lake columns, partitions, loaded_at)."""
+    return [_bq_field(f) for f in raw_table_fields(topic)]
 
 
 _DUCKDB_TYPES = {
@@ -158,12 +179,9 @@ _DUCKDB_TYPES = {
 
 def duckdb_columns(topic: str) -> dict[str, str]:
     """DuckDB column types of a topic's raw table, in order, keyed by column name."""
-    return {
-        f.column: _DUCKDB_TYPES[f.storage_type]
-        for f in (*lake_fields(topic), *LAKE_PARTITION_FIELDS)
-    }
+    return {f.column: _DUCKDB_TYPES[f.storage_type] for f in raw_table_fields(topic)}
 
 
 def duckdb_not_null(topic: str) -> tuple[str, ...]:
     """Columns of a topic's raw DuckDB table that are NOT NULL."""
-    return tuple(f.column for f in (*lake_fields(topic), *LAKE_PARTITION_FIELDS) if f.required)
+    return tuple(f.column for f in raw_table_fields(topic) if f.required)

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     warehouse: Literal["duckdb", "bigquery"] = Field(
         "duckdb", description="Warehouse backend of the loader and dbt."
     )
+    warehouse_raw_schema: str = Field(
+        "raw",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Schema (DuckDB) or dataset (BigQuery) of the loader's raw tables.",
+    )
     duckdb_path: Path | None = Field(
         None, description="DuckDB database file (default: <home>/warehouse.duckdb)."
     )

@@ -217,6 +217,12 @@ def test_the_same_job_writes_a_gs_lake(
         assert sorted(ids) == sorted(event_id(topic, e) for e in expected[topic])
     assert not (tmp_path / "home" / "lake").exists()  # nothing went to the local folder
 
+    # the loader reads the same gs:// lake into DuckDB
+    loaded = run_cli("load", "--start", WINDOW[1], "--end", WINDOW[3], **env)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    report = json.loads(loaded.stdout)
+    assert {t: r["rows"] for t, r in report.items()} == {t: len(expected[t]) for t in TOPIC_NAMES}
+
 
 def test_processing_time_trigger_keeps_up_and_stops_on_sigterm(
     kafka_broker: LocalKafka, tmp_path: Path

@@ -123,7 +123,7 @@ def test_bigquery_schema_agrees_with_model(topic: str) -> None:
     fields = schemas.bigquery_schema(topic)
     assert all(isinstance(f, SchemaField) for f in fields)
     by_name = {f.name: f for f in fields}
-    expected = [f.column for f in lake_fields(topic)] + ["event_date", "event_hour"]
+    expected = [f.column for f in lake_fields(topic)] + ["event_date", "event_hour", "loaded_at"]
     assert [f.name for f in fields] == expected
     assert by_name["ts"].field_type == "TIMESTAMP"
     assert by_name["session_id"].field_type == "INT64"
@@ -131,6 +131,7 @@ def test_bigquery_schema_agrees_with_model(topic: str) -> None:
     assert by_name["user_id"].mode == "NULLABLE"
     assert by_name["event_date"].field_type == "DATE"
     assert by_name["lat"].field_type == "FLOAT64"
+    assert by_name["loaded_at"].field_type == "TIMESTAMP"
 
 
 @pytest.mark.parametrize("topic", TOPIC_NAMES)
@@ -144,6 +145,7 @@ def test_duckdb_columns_create_a_real_table(topic: str) -> None:
     assert [row[0] for row in described] == [f.column for f in lake_fields(topic)] + [
         "event_date",
         "event_hour",
+        "loaded_at",
     ]
     types = {row[0]: row[1] for row in described}
     assert types["ts"] == "TIMESTAMP WITH TIME ZONE"
