@@ -175,3 +175,16 @@ def test_event_id_names_the_missing_field(bad: dict[str, object]) -> None:
 def test_partition_key() -> None:
     assert events.partition_key({"userId": 5, "sessionId": 9}) == b"5"
     assert events.partition_key({"sessionId": 9}) == b"9"
+
+
+@pytest.mark.parametrize("topic", TOPIC_NAMES)
+def test_arrow_schema_agrees_with_model(topic: str) -> None:
+    import pyarrow as pa
+
+    schema = schemas.arrow_lake_schema(topic)
+    assert schema.names == [f.column for f in lake_fields(topic)] + ["event_date", "event_hour"]
+    assert schema.field("ts").type == pa.timestamp("us", tz="UTC")
+    assert schema.field("event_hour").type == pa.int32()
+    assert schema.field("session_id").type == pa.int64()
+    assert not schema.field("event_id").nullable and schema.field("user_id").nullable
+    assert schemas.arrow_lake_schema(topic, with_partitions=False).names == schema.names[:-2]
