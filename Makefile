@@ -25,7 +25,11 @@ help: ## list the targets
 
 setup: $(VENV)/.synced jars tools ## uv, the virtualenv, the jars and the emulators
 
-tools: $(TOOLS)/fake-gcs-server ## fake-gcs-server, the GCS emulator of the tests (go install)
+# deployment targets and tools (helm, …) live in k8s/deploy.mk; it adds to DEPLOY_TOOLS
+DEPLOY_TOOLS :=
+-include k8s/deploy.mk
+
+tools: $(TOOLS)/fake-gcs-server $(DEPLOY_TOOLS) ## emulators and binaries the tests use
 
 $(TOOLS)/fake-gcs-server:
 	GOBIN=$(CURDIR)/$(TOOLS) go install github.com/fsouza/fake-gcs-server@$(FAKE_GCS_VERSION)

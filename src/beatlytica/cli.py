@@ -155,6 +155,19 @@ def _cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- dbt ----------------------------------------------------------------------------------
+
+
+def _cmd_dbt(args: argparse.Namespace) -> int:
+    from beatlytica.dbt_runner import run_dbt
+    from beatlytica.settings import get_settings
+    from beatlytica.timeparse import parse_utc
+
+    start = parse_utc(args.start) if args.start else None
+    end = parse_utc(args.end) if args.end else None
+    return run_dbt(get_settings(), args.dbt_args, start, end)
+
+
 # --- demo ---------------------------------------------------------------------------------
 
 
@@ -214,6 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="fail when a topic has no committed lake data in the interval",
     )  # fmt: skip
     load.set_defaults(handler=_cmd_load)
+
+    dbt = sub.add_parser(
+        "dbt", help="dbt with the project, profile and target from the settings",
+        description="Arguments after the options go to dbt unchanged, e.g. "
+        "`beatlytica dbt --start … --end … build --select fact_streams`.",
+    )  # fmt: skip
+    dbt.add_argument("--start", help="interval start (dbt var data_interval_start)")
+    dbt.add_argument("--end", help="interval end, exclusive (dbt var data_interval_end)")
+    dbt.add_argument("dbt_args", nargs=argparse.REMAINDER, help="the dbt command and its options")
+    dbt.set_defaults(handler=_cmd_dbt)
 
     demo = sub.add_parser("demo", help="run the embedded pipeline end to end on this machine")
     demo.add_argument("--users", type=int, default=3000, help="simulated users (default 3000)")

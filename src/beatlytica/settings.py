@@ -100,7 +100,32 @@ class Settings(BaseSettings):
     bigquery_dataset: str = Field("beatlytica", description="BigQuery dataset of the raw tables.")
     bigquery_location: str = Field("US", description="BigQuery location.")
 
-    # --- orchestration -----------------------------------------------------------------------
+    dbt_project_dir: Path = Field(
+        Path("dbt"),
+        description="The dbt project (with its profiles.yml) that `beatlytica dbt` runs.",
+    )
+
+    # --- orchestration ----------------------------------------------------------------------
+    dag_start_date: str = Field(
+        "2026-11-01T00:00:00",
+        description="First data interval of the DAGs (UTC); earlier intervals are never run.",
+    )
+    jobs_namespace: str = Field(
+        "beatlytica-jobs", description="Namespace where Airflow launches the loader and dbt pods."
+    )
+    jobs_service_account: str = Field(
+        "beatlytica-jobs", description="Service account of the loader and dbt pods."
+    )
+    image_registry: str = Field(
+        "beatlytica",
+        description="Registry prefix of the images: `beatlytica` on kind (loaded images), "
+        "`<region>-docker.pkg.dev/<project>/beatlytica` on GKE.",
+    )
+    image_tag: str = Field("0.1.0", description="Tag of the loader and dbt images the pods run.")
+    settings_configmap: str = Field(
+        "beatlytica-settings",
+        description="ConfigMap holding these settings; every pod loads it as environment.",
+    )
     interval_minutes: int = Field(
         60, ge=1, description="Length of one data interval of the hourly DAG, in minutes."
     )
