@@ -155,6 +155,24 @@ def _cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- reconcile ----------------------------------------------------------------------------
+
+
+def _cmd_reconcile(args: argparse.Namespace) -> int:
+    from beatlytica.reconcile import reconcile, render
+    from beatlytica.settings import get_settings
+    from beatlytica.timeparse import parse_utc
+
+    start, end = parse_utc(args.start), parse_utc(args.end)
+    figures = reconcile(get_settings(), start, end)
+    print(f"reconciliation of [{start.isoformat()}, {end.isoformat()})")
+    print(render(figures))
+    bad = [f.topic for f in figures if not f.ok]
+    if bad:
+        raise BeatlyticaError(f"lake, raw tables and facts disagree for {', '.join(bad)}")
+    return 0
+
+
 # --- dbt ----------------------------------------------------------------------------------
 
 
@@ -166,6 +184,20 @@ def _cmd_dbt(args: argparse.Namespace) -> int:
     start = parse_utc(args.start) if args.start else None
     end = parse_utc(args.end) if args.end else None
     return run_dbt(get_settings(), args.dbt_args, start, end)
+
+
+def _cmd_dbt_docs(args: argparse.Namespace) -> int:
+    from beatlytica.dbt_runner import docs_target, publish_docs, run_dbt
+    from beatlytica.settings import get_settings
+
+    settings = get_settings()
+    if args.publish:
+        print(f"dbt docs published to {publish_docs(settings)}/index.html")
+        return 0
+    code = run_dbt(settings, ["docs", "generate"])
+    if code == 0:
+        print(f"dbt docs in {docs_target(settings)}/index.html")
+    return code
 
 
 # --- demo ---------------------------------------------------------------------------------
@@ -228,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     load.set_defaults(handler=_cmd_load)
 
+    rec = sub.add_parser("reconcile", help="lake = raw tables = facts for [start, end)")
+    rec.add_argument("--start", required=True, help="interval start, ISO-8601 UTC")
+    rec.add_argument("--end", required=True, help="interval end, exclusive")
+    rec.set_defaults(handler=_cmd_reconcile)
+
     dbt = sub.add_parser(
         "dbt", help="dbt with the project, profile and target from the settings",
         description="Arguments after the options go to dbt unchanged, e.g. "
@@ -237,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     dbt.add_argument("--end", help="interval end, exclusive (dbt var data_interval_end)")
     dbt.add_argument("dbt_args", nargs=argparse.REMAINDER, help="the dbt command and its options")
     dbt.set_defaults(handler=_cmd_dbt)
+
+    docs = sub.add_parser("dbt-docs", help="generate the dbt docs site (and publish it)")
+    docs.add_argument("--publish", action="store_true", help="copy it to <lake>/docs/dbt/")
+    docs.set_defaults(handler=_cmd_dbt_docs)
 
     demo = sub.add_parser("demo", help="run the embedded pipeline end to end on this machine")
     demo.add_argument("--users", type=int, default=3000, help="simulated users (default 3000)")

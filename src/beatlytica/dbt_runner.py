@@ -86,3 +86,27 @@ def run_dbt(settings: Settings, args: Sequence[str], start: datetime | None = No
     if settings.warehouse == "duckdb":
         settings.duckdb_file.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.run(command, env=dbt_env(settings), check=False).returncode
+
+
+#: what `dbt docs generate` writes that the static docs site needs
+DOCS_FILES = ("index.html", "manifest.json", "catalog.json")
+
+
+def docs_target(settings: Settings) -> Path:
+    return Path(dbt_env(settings)["DBT_TARGET_PATH"])
+
+
+def publish_docs(settings: Settings) -> str:
+    """Generate the dbt docs and copy the static site to ``<lake>/docs/dbt/``; returns its URI."""
+    from beatlytica.lake import filesystem
+
+    code = run_dbt(settings, ["docs", "generate"])
+    if code != 0:
+        raise BeatlyticaError(f"dbt docs generate exited with {code}")
+    destination = f"{settings.lake}/docs/dbt"
+    fs, root = filesystem(destination, settings.gcs_endpoint)
+    fs.create_dir(root, recursive=True)
+    for name in DOCS_FILES:
+        with fs.open_output_stream(f"{root}/{name}") as out:
+            out.write((docs_target(settings) / name).read_bytes())
+    return destination

@@ -26,6 +26,10 @@ class Warehouse(Protocol):
         """Rows of ``topic`` with ts in [start, end)."""
         ...
 
+    def count_model(self, model: str, start: datetime, end: datetime) -> int:
+        """Rows of the dbt model ``model`` (in the dbt target schema) with ts in [start, end)."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -41,6 +41,8 @@ class BigQueryWarehouse:
     project: str
     dataset: str
     lake: str
+    #: the dataset dbt's bigquery target builds its models in
+    models_dataset: str = "beatlytica"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BigQueryWarehouse:
@@ -48,7 +50,13 @@ class BigQueryWarehouse:
 
         assert settings.gcp_project  # the settings validator requires it
         client = bigquery.Client(project=settings.gcp_project, location=settings.bigquery_location)
-        return cls(client, settings.gcp_project, settings.warehouse_raw_schema, settings.lake)
+        return cls(
+            client,
+            settings.gcp_project,
+            settings.warehouse_raw_schema,
+            settings.lake,
+            settings.bigquery_dataset,
+        )
 
     def table_id(self, topic: str) -> str:
         return f"{self.project}.{self.dataset}.{topic}"
@@ -163,6 +171,14 @@ class BigQueryWarehouse:
     def count(self, topic: str, start: datetime, end: datetime) -> int:
         job_config = self.query_job_config(start, end)
         rows = list(self.client.query(self.count_sql(topic), job_config=job_config).result())
+        return int(rows[0]["row_count"])
+
+    def count_model(self, model: str, start: datetime, end: datetime) -> int:
+        sql = (
+            f"select count(*) as row_count from `{self.project}.{self.models_dataset}.{model}` "
+            "where ts >= @start and ts < @end"
+        )
+        rows = list(self.client.query(sql, job_config=self.query_job_config(start, end)).result())
         return int(rows[0]["row_count"])
 
     def close(self) -> None:

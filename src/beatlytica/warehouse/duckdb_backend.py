@@ -13,6 +13,9 @@ from beatlytica.schemas import duckdb_columns, duckdb_not_null
 from beatlytica.settings import Settings
 from beatlytica.warehouse import DEDUPE_ORDER
 
+#: the schema dbt's local target builds its models in (dbt/profiles.yml)
+DBT_SCHEMA = "main"
+
 
 def create_table_sql(schema: str, topic: str) -> str:
     not_null = set(duckdb_not_null(topic))
@@ -79,6 +82,16 @@ class DuckDBWarehouse:
             f"select count(*) from {self.schema}.{topic} where ts >= $start and ts < $end",
             {"start": start, "end": end},
         ).fetchone()
+        return int(row[0]) if row else 0
+
+    def count_model(self, model: str, start: datetime, end: datetime) -> int:
+        try:
+            row = self.con.execute(
+                f"select count(*) from {DBT_SCHEMA}.{model} where ts >= $start and ts < $end",
+                {"start": start, "end": end},
+            ).fetchone()
+        except duckdb.CatalogException:
+            raise BeatlyticaError(f"no dbt model {model} in the warehouse; run dbt first") from None
         return int(row[0]) if row else 0
 
     def close(self) -> None:

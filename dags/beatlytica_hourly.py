@@ -1,0 +1,62 @@
+"""
+### beatlytica_hourly
+
+One run per data interval (`BEATLYTICA_INTERVAL_MINUTES`, an hour in the cluster):
+
+1. **wait_for_lake**: the lake's commit log holds listens of the interval (reschedule mode);
+2. **load**: one mapped task per topic (`BEATLYTICA_TOPICS`) replaces the interval in the raw
+   tables (loader image);
+3. **dbt_build**: staging, sessions and the star schema for the interval (dbt image, the
+   interval passed as dbt vars);
+4. **source_freshness** and **reconcile**: lake = raw = facts per topic, or the run fails with
+   the figures in the log.
+
+Everything is keyed on the data interval: rerunning or backfilling an interval replaces it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import DeltaDataIntervalTimetable, chain, dag
+
+from beatlytica.orchestration import (
+    DEFAULT_ARGS,
+    INTERVAL_ARGS,
+    LakeIntervalSensor,
+    mapped_pod_task,
+    pod_task,
+)
+from beatlytica.settings import get_settings
+from beatlytica.timeparse import parse_utc
+
+settings = get_settings()
+
+
+@dag(
+    dag_id="beatlytica_hourly",
+    schedule=DeltaDataIntervalTimetable(timedelta(minutes=settings.interval_minutes)),
+    start_date=parse_utc(settings.dag_start_date),
+    catchup=False,  # backfills are explicit: `airflow backfill create`
+    max_active_runs=2,
+    default_args=DEFAULT_ARGS,
+    dagrun_timeout=timedelta(hours=4),
+    tags=["beatlytica"],
+    doc_md=__doc__,
+)
+def beatlytica_hourly() -> None:
+    wait_for_lake = LakeIntervalSensor(task_id="wait_for_lake", topic="listen_events")
+    load = mapped_pod_task(
+        "load", "loader", [["load", "--topic", topic, *INTERVAL_ARGS] for topic in settings.topics]
+    )
+    dbt_build = pod_task(
+        "dbt_build",
+        "dbt",
+        ["dbt", *INTERVAL_ARGS, "build", "--select", "staging", "intermediate", "marts.core"],
+    )
+    source_freshness = pod_task("source_freshness", "dbt", ["dbt", "source", "freshness"])
+    reconcile = pod_task("reconcile", "loader", ["reconcile", *INTERVAL_ARGS])
+    chain(wait_for_lake, load, dbt_build, [source_freshness, reconcile])
+
+
+beatlytica_hourly()

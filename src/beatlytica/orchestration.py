@@ -1,0 +1,239 @@
+"""The one factory for Airflow pod tasks, and the lake sensor.
+
+DAG files import this module and the settings, nothing else of the project. A pod task runs
+``beatlytica <arguments>`` from one of the images:
+
+- ``BEATLYTICA_RUNTIME=kubernetes``: a KubernetesPodOperator in the jobs namespace, with the
+  image's resources, the jobs service account, the settings ConfigMap as environment, and a
+  locked-down security context.
+- ``BEATLYTICA_RUNTIME=local``: a :class:`LocalPodOperator` that runs the very same command and
+  arguments as a local process with the same environment (the embedded stack's settings).
+
+Heavy imports (the Kubernetes client, pyarrow) happen in the function that needs them, never at
+DAG-parse time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator, BaseSensorOperator
+from airflow.sdk.exceptions import AirflowException
+
+from beatlytica.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+#: the interval every pod task works on, as `beatlytica` options (Airflow templates)
+INTERVAL_ARGS = [
+    "--start",
+    "{{ data_interval_start.isoformat() }}",
+    "--end",
+    "{{ data_interval_end.isoformat() }}",
+]
+#: the images' non-root user (images/*/Dockerfile)
+IMAGE_UID = 10001
+SCRATCH = "/tmp"
+
+
+@dataclass(frozen=True)
+class ImageProfile:
+    """What a pod of one image asks the cluster for."""
+
+    cpu_request: str
+    memory_request: str
+    memory_limit: str
+
+
+IMAGES: dict[str, ImageProfile] = {
+    "loader": ImageProfile(cpu_request="250m", memory_request="512Mi", memory_limit="1Gi"),
+    "dbt": ImageProfile(cpu_request="500m", memory_request="1Gi", memory_limit="2Gi"),
+}
+
+
+def image_ref(settings: Settings, image: str) -> str:
+    return f"{settings.image_registry}/beatlytica-{image}:{settings.image_tag}"
+
+
+def pod_labels(image: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": f"beatlytica-{image}",
+        "app.kubernetes.io/component": image,
+        "app.kubernetes.io/part-of": "beatlytica",
+        "app.kubernetes.io/managed-by": "airflow",
+    }
+
+
+def _kubernetes_kwargs(settings: Settings, task_id: str, image: str) -> dict[str, Any]:
+    from kubernetes.client import models as k8s
+
+    profile = IMAGES[image]
+    return {
+        "namespace": settings.jobs_namespace,
+        "name": f"beatlytica-{task_id.replace('_', '-')}",
+        "image": image_ref(settings, image),
+        "image_pull_policy": "IfNotPresent",
+        "cmds": ["beatlytica"],
+        "labels": pod_labels(image),
+        "service_account_name": settings.jobs_service_account,
+        "env_from": [
+            k8s.V1EnvFromSource(
+                config_map_ref=k8s.V1ConfigMapEnvSource(name=settings.settings_configmap)
+            )
+        ],
+        "env_vars": {"BEATLYTICA_HOME": f"{SCRATCH}/beatlytica", "BEATLYTICA_LOG_FORMAT": "json"},
+        "container_resources": k8s.V1ResourceRequirements(
+            requests={"cpu": profile.cpu_request, "memory": profile.memory_request},
+            limits={"memory": profile.memory_limit},
+        ),
+        "security_context": k8s.V1PodSecurityContext(
+            run_as_non_root=True,
+            run_as_user=IMAGE_UID,
+            run_as_group=IMAGE_UID,
+            fs_group=IMAGE_UID,
+            seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+        ),
+        "container_security_context": k8s.V1SecurityContext(
+            allow_privilege_escalation=False,
+            read_only_root_filesystem=True,
+            capabilities=k8s.V1Capabilities(drop=["ALL"]),
+        ),
+        "volumes": [k8s.V1Volume(name="scratch", empty_dir=k8s.V1EmptyDirVolumeSource())],
+        "volume_mounts": [k8s.V1VolumeMount(name="scratch", mount_path=SCRATCH)],
+        "in_cluster": True,
+        "get_logs": True,
+        "startup_timeout_seconds": 300,
+        # keep failed pods for `kubectl logs`; succeeded ones go
+        "on_finish_action": "delete_succeeded_pod",
+    }
+
+
+class LocalPodOperator(BaseOperator):
+    """The local stand-in of a pod task: ``beatlytica <arguments>`` as a subprocess with the
+    same environment, its output in the task log, its exit code as the task's outcome."""
+
+    template_fields: Sequence[str] = ("arguments", "env_vars")
+
+    def __init__(self, *, image: str, arguments: list[str], env_vars: dict[str, str] | None = None,
+                 **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(**kwargs)
+        self.image = image
+        self.arguments = arguments
+        self.env_vars = env_vars or {}
+        self._process: subprocess.Popen[str] | None = None
+
+    def execute(self, context: Any) -> None:
+        command = [beatlytica_executable(), *map(str, self.arguments)]
+        self.log.info("running (%s image, locally): %s", self.image, " ".join(command))
+        self._process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, **self.env_vars},
+            start_new_session=True,
+        )
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            self.log.info("%s", line.rstrip())
+        code = self._process.wait()
+        if code != 0:
+            raise AirflowException(f"`{' '.join(command)}` ({self.image} image) exited with {code}")
+
+    def on_kill(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGTERM)
+
+
+def beatlytica_executable() -> str:
+    beside = Path(sys.executable).parent / "beatlytica"
+    found = str(beside) if beside.exists() else shutil.which("beatlytica")
+    if not found:
+        raise AirflowException("the `beatlytica` command is not installed next to Airflow")
+    return found
+
+
+def _operator(settings: Settings) -> tuple[type[BaseOperator], Any]:
+    if settings.runtime == "kubernetes":
+        from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+        return KubernetesPodOperator, _kubernetes_kwargs
+    return LocalPodOperator, lambda s, t, image: {"image": image}
+
+
+def pod_task(task_id: str, image: str, arguments: list[str], **kwargs: Any) -> BaseOperator:
+    """One task running ``beatlytica <arguments>`` in ``image`` (see the module docstring)."""
+    settings = get_settings()
+    operator, image_kwargs = _operator(settings)
+    return operator(
+        task_id=task_id, arguments=arguments, **image_kwargs(settings, task_id, image), **kwargs
+    )
+
+
+def mapped_pod_task(task_id: str, image: str, arguments: list[list[str]], **kwargs: Any) -> Any:
+    """One mapped task instance per argument list (dynamic task mapping)."""
+    settings = get_settings()
+    operator, image_kwargs = _operator(settings)
+    return operator.partial(
+        task_id=task_id, **image_kwargs(settings, task_id, image), **kwargs
+    ).expand(arguments=arguments)
+
+
+class LakeIntervalSensor(BaseSensorOperator):
+    """Waits until the lake holds committed files of ``topic`` for the data interval.
+
+    It reads the file sink's commit log (beatlytica.lake), not an object prefix: a prefix
+    sensor would fire on files of a batch that never committed. Runs in reschedule mode, so
+    it holds no worker slot between pokes; the same code checks gs:// and local lakes.
+    """
+
+    def __init__(self, *, topic: str, **kwargs: Any) -> None:
+        kwargs.setdefault("mode", "reschedule")
+        kwargs.setdefault("poke_interval", timedelta(minutes=1))
+        kwargs.setdefault("timeout", timedelta(hours=3))
+        super().__init__(**kwargs)
+        self.topic = topic
+
+    def poke(self, context: Any) -> bool:
+        from beatlytica.loader import interval_files
+
+        start, end = context["data_interval_start"], context["data_interval_end"]
+        files = interval_files(get_settings(), self.topic, start, end)
+        self.log.info("%d committed %s files for [%s, %s)", len(files), self.topic, start, end)
+        return bool(files)
+
+
+def on_failure(context: Any) -> None:
+    """Failure callback: one line that says what failed, for which interval, and where to look."""
+    ti = context.get("task_instance") or context.get("ti")
+    log.error(
+        "beatlytica task failed: dag=%s task=%s map_index=%s interval=[%s, %s) try=%s error=%s",
+        getattr(ti, "dag_id", "?"),
+        getattr(ti, "task_id", "?"),
+        getattr(ti, "map_index", -1),
+        context.get("data_interval_start"),
+        context.get("data_interval_end"),
+        getattr(ti, "try_number", "?"),
+        context.get("exception"),
+    )
+
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "beatlytica",
+    "retries": 3,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=15),
+    "execution_timeout": timedelta(minutes=30),
+    "on_failure_callback": on_failure,
+}

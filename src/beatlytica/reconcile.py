@@ -1,0 +1,99 @@
+"""`beatlytica reconcile`: per topic, the interval's committed events in the lake = rows in the
+raw table = rows that reached the facts; quarantined records are counted apart.
+
+Any mismatch is an error that prints the whole table of figures, so a failed Airflow task says
+exactly which layer lost or gained events.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from beatlytica.lake import committed_files, quarantine_uri
+from beatlytica.loader import interval_files
+from beatlytica.settings import Settings
+from beatlytica.warehouse import Warehouse, connect
+
+log = logging.getLogger(__name__)
+
+#: the fact model each topic's events must reach one for one
+FACTS = {"listen_events": "fact_streams", "page_view_events": "fact_page_views"}
+
+
+@dataclass(frozen=True)
+class Figures:
+    topic: str
+    lake: int
+    raw: int
+    fact: int | None
+    quarantined: int
+
+    @property
+    def ok(self) -> bool:
+        return self.lake == self.raw and (self.fact is None or self.fact == self.raw)
+
+
+def lake_events(settings: Settings, topic: str, start: datetime, end: datetime) -> int:
+    """Distinct event ids with ts in [start, end) in the committed lake files."""
+    import pyarrow.compute as pc
+
+    from beatlytica.lake import read_lake_files
+
+    table = read_lake_files(interval_files(settings, topic, start, end), topic,
+                            settings.gcs_endpoint)  # fmt: skip
+    in_interval = table.filter((pc.field("ts") >= start) & (pc.field("ts") < end))
+    return len(pc.unique(in_interval.column("event_id")))
+
+
+def quarantined(settings: Settings, topic: str, start: datetime, end: datetime) -> int:
+    """Quarantined records whose Kafka timestamp lies in [start, end) (they have no event time)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from beatlytica.lake import filesystem
+
+    uri = quarantine_uri(settings.lake, topic)
+    files = committed_files(uri, settings.gcs_endpoint)
+    if not files:
+        return 0
+    fs, _ = filesystem(uri, settings.gcs_endpoint)
+    paths = [filesystem(f, settings.gcs_endpoint)[1] for f in files]
+    stamps = pq.ParquetDataset(paths, filesystem=fs).read(columns=["kafka_timestamp"])
+    column = stamps.column("kafka_timestamp")
+    return int(pc.sum(pc.and_(pc.greater_equal(column, start), pc.less(column, end))).as_py() or 0)
+
+
+def reconcile(settings: Settings, start: datetime, end: datetime,
+              warehouse: Warehouse | None = None) -> list[Figures]:  # fmt: skip
+    owned = warehouse is None
+    warehouse = warehouse or connect(settings)
+    try:
+        figures = []
+        for topic in settings.topics:
+            fact = FACTS.get(topic)
+            figures.append(
+                Figures(
+                    topic=topic,
+                    lake=lake_events(settings, topic, start, end),
+                    raw=warehouse.count(topic, start, end),
+                    fact=warehouse.count_model(fact, start, end) if fact else None,
+                    quarantined=quarantined(settings, topic, start, end),
+                )
+            )
+    finally:
+        if owned:
+            warehouse.close()
+    return figures
+
+
+def render(figures: list[Figures]) -> str:
+    lines = [f"{'topic':<22} {'lake':>9} {'raw':>9} {'fact':>9} {'quarantined':>11}  status"]
+    for f in figures:
+        fact = "-" if f.fact is None else f"{f.fact:,}"
+        status = "ok" if f.ok else "MISMATCH"
+        lines.append(
+            f"{f.topic:<22} {f.lake:>9,} {f.raw:>9,} {fact:>9} {f.quarantined:>11,}  {status}"
+        )
+    return "\n".join(lines)
