@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: the order rows of one event_id are ranked in; the first is kept (earliest Kafka record)
 DEDUPE_ORDER = ("kafka_timestamp", "kafka_partition", "kafka_offset")
+#: the event-time column of the dbt facts
+FACT_TS = "event_ts"
 
 
 class Warehouse(Protocol):
@@ -27,7 +29,7 @@ class Warehouse(Protocol):
         ...
 
     def count_model(self, model: str, start: datetime, end: datetime) -> int:
-        """Rows of the dbt model ``model`` (in the dbt target schema) with ts in [start, end)."""
+        """Rows of the dbt fact ``model`` (dbt target schema) with event_ts in [start, end)."""
         ...
 
     def close(self) -> None: ...

@@ -24,7 +24,7 @@ from beatlytica.events import LOADED_AT
 from beatlytica.lake import raw_table_uri
 from beatlytica.schemas import bigquery_schema
 from beatlytica.settings import Settings
-from beatlytica.warehouse import DEDUPE_ORDER
+from beatlytica.warehouse import DEDUPE_ORDER, FACT_TS
 
 #: a load job accepts at most 10,000 source URIs
 MAX_URIS_PER_LOAD = 10_000
@@ -176,7 +176,7 @@ class BigQueryWarehouse:
     def count_model(self, model: str, start: datetime, end: datetime) -> int:
         sql = (
             f"select count(*) as row_count from `{self.project}.{self.models_dataset}.{model}` "
-            "where ts >= @start and ts < @end"
+            f"where {FACT_TS} >= @start and {FACT_TS} < @end"
         )
         rows = list(self.client.query(sql, job_config=self.query_job_config(start, end)).result())
         return int(rows[0]["row_count"])

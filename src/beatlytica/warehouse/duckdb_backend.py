@@ -11,7 +11,7 @@ from beatlytica.errors import BeatlyticaError
 from beatlytica.events import LOADED_AT
 from beatlytica.schemas import duckdb_columns, duckdb_not_null
 from beatlytica.settings import Settings
-from beatlytica.warehouse import DEDUPE_ORDER
+from beatlytica.warehouse import DEDUPE_ORDER, FACT_TS
 
 #: the schema dbt's local target builds its models in (dbt/profiles.yml)
 DBT_SCHEMA = "main"
@@ -87,7 +87,8 @@ class DuckDBWarehouse:
     def count_model(self, model: str, start: datetime, end: datetime) -> int:
         try:
             row = self.con.execute(
-                f"select count(*) from {DBT_SCHEMA}.{model} where ts >= $start and ts < $end",
+                f"select count(*) from {DBT_SCHEMA}.{model} "
+                f"where {FACT_TS} >= $start and {FACT_TS} < $end",
                 {"start": start, "end": end},
             ).fetchone()
         except duckdb.CatalogException:
