@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from airflow.sdk import DeltaDataIntervalTimetable, chain, dag
 
-from beatlytica.orchestration import DEFAULT_ARGS, INTERVAL_ARGS, pod_task
+from beatlytica.orchestration import INTERVAL_ARGS, default_args, pod_task
 from beatlytica.settings import get_settings
 from beatlytica.timeparse import parse_utc
 
@@ -28,7 +28,7 @@ settings = get_settings()
     start_date=parse_utc(settings.dag_start_date),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args=default_args(),
     dagrun_timeout=timedelta(hours=8),
     tags=["beatlytica"],
     doc_md=__doc__,

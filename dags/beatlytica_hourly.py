@@ -6,8 +6,8 @@ One run per data interval (`BEATLYTICA_INTERVAL_MINUTES`, an hour in the cluster
 1. **wait_for_lake**: the lake's commit log holds listens of the interval (reschedule mode);
 2. **load**: one mapped task per topic (`BEATLYTICA_TOPICS`) replaces the interval in the raw
    tables (loader image);
-3. **dbt_build**: staging, sessions and the star schema for the interval (dbt image, the
-   interval passed as dbt vars);
+3. **dbt_build**: the star schema and everything upstream of it (seeds, staging, sessions)
+   for the interval (dbt image, the interval passed as dbt vars);
 4. **source_freshness** and **reconcile**: lake = raw = facts per topic, or the run fails with
    the figures in the log.
 
@@ -21,9 +21,9 @@ from datetime import timedelta
 from airflow.sdk import DeltaDataIntervalTimetable, chain, dag
 
 from beatlytica.orchestration import (
-    DEFAULT_ARGS,
     INTERVAL_ARGS,
     LakeIntervalSensor,
+    default_args,
     mapped_pod_task,
     pod_task,
 )
@@ -39,7 +39,7 @@ settings = get_settings()
     start_date=parse_utc(settings.dag_start_date),
     catchup=False,  # backfills are explicit: `airflow backfill create`
     max_active_runs=2,
-    default_args=DEFAULT_ARGS,
+    default_args=default_args(),
     dagrun_timeout=timedelta(hours=4),
     tags=["beatlytica"],
     doc_md=__doc__,
@@ -52,7 +52,7 @@ def beatlytica_hourly() -> None:
     dbt_build = pod_task(
         "dbt_build",
         "dbt",
-        ["dbt", *INTERVAL_ARGS, "build", "--select", "staging", "intermediate", "marts.core"],
+        ["dbt", *INTERVAL_ARGS, "build", "--select", "+marts.core"],
     )
     source_freshness = pod_task("source_freshness", "dbt", ["dbt", "source", "freshness"])
     reconcile = pod_task("reconcile", "loader", ["reconcile", *INTERVAL_ARGS])

@@ -200,6 +200,20 @@ def _cmd_dbt_docs(args: argparse.Namespace) -> int:
     return code
 
 
+# --- local Airflow -------------------------------------------------------------------------
+
+
+def _cmd_dag_run(args: argparse.Namespace) -> int:
+    from beatlytica.airflow_local import run_dag_interval
+    from beatlytica.settings import get_settings
+    from beatlytica.timeparse import parse_utc
+
+    summary = run_dag_interval(get_settings(), args.dag_id, parse_utc(args.start),
+                               parse_utc(args.end))  # fmt: skip
+    print(f"{args.dag_id}: {summary['state']} {summary['tasks']}")
+    return 0
+
+
 # --- demo ---------------------------------------------------------------------------------
 
 
@@ -278,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     docs = sub.add_parser("dbt-docs", help="generate the dbt docs site (and publish it)")
     docs.add_argument("--publish", action="store_true", help="copy it to <lake>/docs/dbt/")
     docs.set_defaults(handler=_cmd_dbt_docs)
+
+    dag_run = sub.add_parser("dag-run", help="run a DAG locally (dag.test) for one interval")
+    dag_run.add_argument("dag_id", choices=("beatlytica_hourly", "beatlytica_daily"))
+    dag_run.add_argument("--start", required=True, help="data interval start, ISO-8601 UTC")
+    dag_run.add_argument("--end", required=True, help="data interval end, exclusive")
+    dag_run.set_defaults(handler=_cmd_dag_run)
 
     demo = sub.add_parser("demo", help="run the embedded pipeline end to end on this machine")
     demo.add_argument("--users", type=int, default=3000, help="simulated users (default 3000)")

@@ -228,12 +228,15 @@ def on_failure(context: Any) -> None:
     )
 
 
-DEFAULT_ARGS: dict[str, Any] = {
-    "owner": "beatlytica",
-    "retries": 3,
-    "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=15),
-    "execution_timeout": timedelta(minutes=30),
-    "on_failure_callback": on_failure,
-}
+def default_args() -> dict[str, Any]:
+    """Task defaults of every Beatlytica DAG: retries with exponential backoff, a timeout,
+    and the failure summary."""
+    return {
+        "owner": "beatlytica",
+        "retries": get_settings().task_retries,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=15),
+        "execution_timeout": timedelta(minutes=30),
+        "on_failure_callback": on_failure,
+    }

@@ -126,6 +126,12 @@ class Settings(BaseSettings):
         "beatlytica-settings",
         description="ConfigMap holding these settings; every pod loads it as environment.",
     )
+    dags_dir: Path = Field(
+        Path("dags"), description="The DAG folder the local Airflow runs (`beatlytica dag-run`)."
+    )
+    task_retries: int = Field(
+        3, ge=0, description="Retries of every DAG task (with exponential backoff from 1 minute)."
+    )
     interval_minutes: int = Field(
         60, ge=1, description="Length of one data interval of the hourly DAG, in minutes."
     )
