@@ -116,8 +116,11 @@ def _cmd_kafka(args: argparse.Namespace) -> int:
 
 
 def _cmd_settings(args: argparse.Namespace) -> int:
-    from beatlytica.settings import get_settings, settings_table
+    from beatlytica.settings import get_settings, settings_table, update_docs
 
+    if args.update_docs:
+        update_docs(args.update_docs)
+        return 0
     if args.table:
         sys.stdout.write(settings_table())
         return 0
@@ -308,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     settings = sub.add_parser("settings", help="show the effective settings")
     settings.add_argument("--table", action="store_true", help="Markdown table of all settings")
+    settings.add_argument(
+        "--update-docs", type=Path, metavar="FILE",
+        help="rewrite the table between the settings-table markers of FILE",
+    )  # fmt: skip
     settings.set_defaults(handler=_cmd_settings)
     return parser
 

@@ -212,6 +212,18 @@ def get_settings() -> Settings:
     return Settings()
 
 
+DOCS_MARKERS = ("<!-- settings-table:begin -->\n", "<!-- settings-table:end -->")
+
+
+def update_docs(path: Path) -> None:
+    """Rewrite the settings table between the markers of a Markdown file."""
+    text = path.read_text()
+    begin, end = DOCS_MARKERS
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
+    path.write_text(f"{head}{begin}{settings_table()}{end}{tail}")
+
+
 def settings_table() -> str:
     """A Markdown table of every setting: variable, default, description."""
     rows = ["| Variable | Default | Description |", "| --- | --- | --- |"]
