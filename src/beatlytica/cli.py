@@ -217,6 +217,28 @@ def _cmd_dag_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- dashboard -----------------------------------------------------------------------------
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from beatlytica.settings import get_settings
+
+    settings = get_settings()
+    if args.serve:
+        import subprocess
+
+        app = Path(__file__).parent / "dashboard" / "app.py"
+        streamlit = Path(sys.executable).parent / "streamlit"
+        return subprocess.call([str(streamlit), "run", str(app), "--server.port",
+                                str(args.port), "--server.headless", "true"])  # fmt: skip
+    from beatlytica.dashboard import data, export
+
+    path = args.export or settings.home_dir / "dashboard" / "index.html"
+    export.export(data.load(settings), path)
+    print(f"dashboard written to {path}")
+    return 0
+
+
 # --- demo ---------------------------------------------------------------------------------
 
 
@@ -301,6 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
     dag_run.add_argument("--start", required=True, help="data interval start, ISO-8601 UTC")
     dag_run.add_argument("--end", required=True, help="data interval end, exclusive")
     dag_run.set_defaults(handler=_cmd_dag_run)
+
+    board = sub.add_parser("dashboard", help="the dashboard: a static export or a Streamlit app")
+    board.add_argument(
+        "--export", type=Path, help="HTML file (default <home>/dashboard/index.html)"
+    )
+    board.add_argument("--serve", action="store_true", help="run the Streamlit app")
+    board.add_argument("--port", type=int, default=8501)
+    board.set_defaults(handler=_cmd_dashboard)
 
     demo = sub.add_parser("demo", help="run the embedded pipeline end to end on this machine")
     demo.add_argument("--users", type=int, default=3000, help="simulated users (default 3000)")

@@ -66,8 +66,9 @@ def line_chart(labels: Sequence[str], values: Sequence[float], label: str) -> st
     ticks = sorted({0, len(labels) // 2, len(labels) - 1})
     for i in ticks:
         x, _ = xy(i, 0)
+        anchor = "start" if i == 0 else "end" if i == len(labels) - 1 else "middle"
         body.append(
-            f'<text x="{x:.1f}" y="{HEIGHT - 8}" font-size="11" text-anchor="middle">'
+            f'<text x="{x:.1f}" y="{HEIGHT - 8}" font-size="11" text-anchor="{anchor}">'
             f"{escape(labels[i])}</text>"
         )
     return _frame(body, label)
