@@ -15,7 +15,12 @@ from datetime import timedelta
 
 from airflow.sdk import DeltaDataIntervalTimetable, chain, dag
 
-from beatlytica.orchestration import INTERVAL_ARGS, default_args, pod_task
+from beatlytica.orchestration import (
+    DBT_TESTS_OF_SELECTION,
+    INTERVAL_ARGS,
+    default_args,
+    pod_task,
+)
 from beatlytica.settings import get_settings
 from beatlytica.timeparse import parse_utc
 
@@ -45,7 +50,15 @@ def beatlytica_daily() -> None:
     dbt_build_marts = pod_task(
         "dbt_build_marts",
         "dbt",
-        ["dbt", *INTERVAL_ARGS, "build", "--select", "marts.analytics", "dim_users"],
+        [
+            "dbt",
+            *INTERVAL_ARGS,
+            "build",
+            "--select",
+            "marts.analytics",
+            "dim_users",
+            *DBT_TESTS_OF_SELECTION,
+        ],
     )
     dbt_docs = pod_task("dbt_docs", "dbt", ["dbt-docs", "--publish"])
     chain(wait_for_hourly_runs, dbt_build_marts, dbt_docs)

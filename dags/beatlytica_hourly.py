@@ -21,6 +21,7 @@ from datetime import timedelta
 from airflow.sdk import DeltaDataIntervalTimetable, chain, dag
 
 from beatlytica.orchestration import (
+    DBT_TESTS_OF_SELECTION,
     INTERVAL_ARGS,
     LakeIntervalSensor,
     default_args,
@@ -52,7 +53,7 @@ def beatlytica_hourly() -> None:
     dbt_build = pod_task(
         "dbt_build",
         "dbt",
-        ["dbt", *INTERVAL_ARGS, "build", "--select", "+marts.core"],
+        ["dbt", *INTERVAL_ARGS, "build", "--select", "+marts.core", *DBT_TESTS_OF_SELECTION],
     )
     source_freshness = pod_task("source_freshness", "dbt", ["dbt", "source", "freshness"])
     reconcile = pod_task("reconcile", "loader", ["reconcile", *INTERVAL_ARGS])

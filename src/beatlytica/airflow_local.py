@@ -44,7 +44,7 @@ def run_dag_interval(settings: Settings, dag_id: str, start: datetime, end: date
         raise BeatlyticaError(f"the local Airflow run of {dag_id} crashed:\n{tail}")
     summary = json.loads(lines[-1])
     if summary["state"] != "success":
-        log_tail = result.stderr[-6000:]
+        log_tail = (result.stdout + result.stderr)[-8000:]
         raise BeatlyticaError(
             f"{dag_id} for [{start.isoformat()}, {end.isoformat()}) ended {summary['state']}: "
             f"{summary['tasks']}\n{log_tail}"

@@ -41,6 +41,9 @@ INTERVAL_ARGS = [
     "--end",
     "{{ data_interval_end.isoformat() }}",
 ]
+#: a partial `dbt build` runs the tests of its models and their ancestors only, not those
+#: of downstream models it did not build (dbt's default would run those against stale tables)
+DBT_TESTS_OF_SELECTION = ["--indirect-selection", "buildable"]
 #: the images' non-root user (images/*/Dockerfile)
 IMAGE_UID = 10001
 SCRATCH = "/tmp"
