@@ -1,0 +1,79 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'listen_events') }}
+
+),
+
+ranked as (
+
+    select
+        *,
+        -- the same event_id always has the same ts, hence the same event_date: ranking
+        -- within (event_date, event_id) lets a filter on event_date reach the source
+        row_number() over (
+            partition by event_date, event_id
+            order by kafka_timestamp, kafka_partition, kafka_offset
+        ) as copy_number
+    from source
+
+),
+
+deduplicated as (
+
+    -- the earliest Kafka record of an event wins, as in the loader
+    select * from ranked
+    where copy_number = 1
+
+),
+
+renamed as (
+
+    select
+        -- ids
+        event_id,
+        cast(session_id as {{ dbt.type_bigint() }}) as session_id,
+        cast(item_in_session as {{ dbt.type_int() }}) as item_in_session,
+        cast(user_id as {{ dbt.type_bigint() }}) as user_id,
+
+        -- song
+        artist as artist_name,
+        song as song_title,
+        duration as duration_s,
+
+        -- user state
+        auth,
+        level,
+
+        -- user identity (null unless auth is Logged In or Cancelled)
+        first_name,
+        last_name,
+        gender,
+        registration,
+
+        -- location and device
+        cast(zip as {{ dbt.type_string() }}) as zip,
+        city,
+        state,
+        lat,
+        lon,
+        user_agent,
+
+        -- timestamps
+        ts as event_ts,
+        event_date,
+        cast(event_hour as {{ dbt.type_int() }}) as event_hour,
+
+        -- lake metadata
+        kafka_topic,
+        cast(kafka_partition as {{ dbt.type_int() }}) as kafka_partition,
+        cast(kafka_offset as {{ dbt.type_bigint() }}) as kafka_offset,
+        kafka_timestamp as kafka_ts,
+        loaded_at
+
+    from deduplicated
+
+)
+
+select * from renamed
