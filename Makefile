@@ -18,7 +18,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export SPARK_LOCAL_IP := 127.0.0.1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup jars tools demo test lint unit integration kafka-up kafka-down clean
+.PHONY: help setup jars tools chromium demo test lint unit integration kafka-up kafka-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -29,7 +29,13 @@ setup: $(VENV)/.synced jars tools ## uv, the virtualenv, the jars and the emulat
 DEPLOY_TOOLS :=
 -include k8s/deploy.mk
 
-tools: $(TOOLS)/fake-gcs-server $(DEPLOY_TOOLS) ## emulators and binaries the tests use
+tools: $(TOOLS)/fake-gcs-server chromium $(DEPLOY_TOOLS) ## emulators and binaries the tests use
+
+# Debian's Chromium renders the dashboard in the tests (headless)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && \
+	  $(SUDO) apt-get install -y -q --no-install-recommends chromium; }
 
 $(TOOLS)/fake-gcs-server:
 	GOBIN=$(CURDIR)/$(TOOLS) go install github.com/fsouza/fake-gcs-server@$(FAKE_GCS_VERSION)

@@ -162,3 +162,20 @@ def loaded_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
         "produced": produced,
         "window": WAREHOUSE_WINDOW,
     }
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(
+    loaded_warehouse: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """A copy of the loaded warehouse after a full `beatlytica dbt build`."""
+    import shutil
+
+    from tests.helpers import run_cli
+
+    home = tmp_path_factory.mktemp("built-home")
+    shutil.copy(loaded_warehouse["duckdb_path"], home / "warehouse.duckdb")
+    env = {"BEATLYTICA_HOME": str(home)}
+    built = run_cli("dbt", "build", timeout=900, **env)
+    assert built.returncode == 0, built.stdout[-5000:]
+    return {**loaded_warehouse, "env": env, "duckdb_path": home / "warehouse.duckdb"}
