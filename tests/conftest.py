@@ -124,6 +124,13 @@ def create_bucket(endpoint: str, name: str) -> None:
 
 #: the window of the loaded_warehouse fixture
 WAREHOUSE_WINDOW = ("2026-11-01T00:00:00", "2026-11-02T00:00:00")
+#: what the loaded_warehouse fixture generates, for tests that recompute figures independently
+WAREHOUSE_SAMPLE = SimulationConfig(
+    users=400,
+    start=datetime(2026, 11, 1, tzinfo=UTC),
+    end=datetime(2026, 11, 2, tzinfo=UTC),
+    seed=17,
+)
 
 
 @pytest.fixture(scope="session")
@@ -143,8 +150,11 @@ def loaded_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
             "BEATLYTICA_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
         }
         start, end = WAREHOUSE_WINDOW
-        generated = run_cli("generate", "--sink", "kafka", "--users", "400", "--start", start,
-                            "--end", end, "--seed", "17", **env)  # fmt: skip
+        sample = WAREHOUSE_SAMPLE
+        generated = run_cli(
+            "generate", "--sink", "kafka", "--users", str(sample.users), "--start", start,
+            "--end", end, "--seed", str(sample.seed), **env,
+        )  # fmt: skip
         assert generated.returncode == 0, generated.stderr
         summary = json.loads(
             next(line for line in generated.stderr.splitlines() if '"generated"' in line)

@@ -173,6 +173,7 @@ def demo_settings() -> Settings:
 def run_demo(config: DemoConfig) -> None:
     from beatlytica.dashboard import data as dashboard_data
     from beatlytica.dashboard import export
+
     settings = demo_settings()
     settings.home_dir.mkdir(parents=True, exist_ok=True)
     print(

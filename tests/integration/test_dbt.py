@@ -298,3 +298,40 @@ def test_reruns_for_the_whole_window_and_for_one_hour_never_duplicate(
     assert "assert_fact_streams_match_raw_listens" in output
     assert snapshot(warehouse) == before
     assert before["distinct_streams"] == before["fact_streams"] == before["daily_streams"]
+
+
+def test_mart_figures_equal_figures_computed_from_the_raw_events(
+    warehouse: dict[str, Any],
+) -> None:
+    """Streams per day, daily active users and the top song, recomputed in Python from the
+    generator's own events (same seed), agree with the marts."""
+    from collections import Counter, defaultdict
+    from datetime import UTC, datetime
+
+    from tests.conftest import WAREHOUSE_SAMPLE, simulate
+
+    def day(ts: int) -> str:
+        return datetime.fromtimestamp(ts / 1000, UTC).date().isoformat()
+
+    streams: Counter[str] = Counter()
+    songs: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
+    active: dict[str, set[int]] = defaultdict(set)
+    for topic, _, line in simulate(WAREHOUSE_SAMPLE):
+        event = json.loads(line)
+        if topic == "listen_events":
+            streams[day(event["ts"])] += 1
+            songs[day(event["ts"])][(event["song"], event["artist"])] += 1
+        elif topic == "page_view_events" and "userId" in event:
+            active[day(event["ts"])].add(event["userId"])
+
+    marts = {str(d): n for d, n in query(warehouse, "select stream_date, streams from "
+                                                    "main.mart_daily_streams")}  # fmt: skip
+    assert marts == dict(streams)
+    dau = {str(d): n for d, n in query(warehouse, "select activity_date, active_users from "
+                                                  "main.mart_active_users_daily")}  # fmt: skip
+    assert dau == {d: len(users) for d, users in active.items()}
+    for stream_date, title, artist, plays in query(
+        warehouse, "select stream_date, song_title, artist_name, streams "
+                   "from main.mart_top_songs_daily where song_rank = 1"):  # fmt: skip
+        best = max(songs[str(stream_date)].values())
+        assert plays == best and songs[str(stream_date)][(title, artist)] == best
