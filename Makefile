@@ -21,7 +21,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: help setup jars tools chromium demo test lint unit integration kafka-up kafka-down clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 setup: $(VENV)/.synced jars tools ## uv, the virtualenv, the jars and the emulators
 

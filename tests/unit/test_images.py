@@ -1,0 +1,266 @@
+"""The images: one Dockerfile per image, each a thin `beatlytica` command on pinned bases, built
+from the repository root with only what it copies, and agreeing with the chart, the lock and the
+pod-task factory on versions, paths and users. (hadolint: tests/unit/test_pins.py.)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+from tests.unit.test_helm_charts import environment_values, one, rendered, settings_configmaps
+
+IMAGES = ("producer", "spark", "loader", "dbt", "airflow")
+#: the pyproject extra each image installs from uv.lock (Spark brings pyspark itself)
+EXTRAS = {"producer": "producer", "loader": "loader", "dbt": "dbt", "airflow": "airflow"}
+#: the `beatlytica` subcommands each image runs (the chart, the DAGs' pod tasks)
+COMMANDS = {"producer": {"generate"}, "loader": {"load", "reconcile"}, "dbt": {"dbt", "dbt-docs"}}
+
+
+@dataclass
+class Stage:
+    base: str
+    name: str | None
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[str]:
+        return [args for kw, args in self.instructions if kw == keyword]
+
+
+def parse(dockerfile: Path) -> list[Stage]:
+    """The stages of a Dockerfile, each with its instructions (continuations joined)."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    stages: list[Stage] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, args = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            parts = args.split()
+            name = parts[2] if len(parts) == 3 and parts[1].upper() == "AS" else None
+            stages.append(Stage(parts[0], name))
+        else:
+            stages[-1].instructions.append((keyword, args.strip()))
+    return stages
+
+
+def dockerfile(image: str) -> Path:
+    return ROOT / "images" / image / "Dockerfile"
+
+
+def env_of(stage: Stage) -> dict[str, str]:
+    env = {}
+    for args in stage.all("ENV"):
+        for token in shlex.split(args):
+            key, _, value = token.partition("=")
+            env[key] = value
+    return env
+
+
+def copies(stages: list[Stage]) -> list[tuple[list[str], str]]:
+    """(sources, destination) of every COPY from the build context."""
+    out = []
+    for stage in stages:
+        for args in stage.all("COPY"):
+            tokens = [t for t in shlex.split(args) if not t.startswith("--chown")]
+            if any(t.startswith("--from") for t in tokens):
+                continue
+            out.append((tokens[:-1], tokens[-1]))
+    return out
+
+
+def test_one_dockerfile_per_image() -> None:
+    found = {p.parent.name for p in (ROOT / "images").glob("*/Dockerfile")}
+    assert found == set(IMAGES)
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_uv_is_the_makefiles(image: str) -> None:
+    version = re.search(r"^UV_VERSION := (\S+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert version
+    bases = [s.base for s in parse(dockerfile(image))]
+    assert f"ghcr.io/astral-sh/uv:{version.group(1)}" in bases
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_final_stage_runs_as_a_numeric_non_root_user(image: str) -> None:
+    final = parse(dockerfile(image))[-1]
+    users = final.all("USER")
+    assert users and users[-1].isdigit() and int(users[-1]) > 0
+
+
+@pytest.mark.parametrize("image", [i for i in IMAGES if i != "spark"])
+def test_python_comes_from_the_lock(image: str) -> None:
+    text = re.sub(r"\\\n", " ", dockerfile(image).read_text())
+    extra = EXTRAS[image]
+    assert f"uv export --frozen --no-dev --extra {extra} --no-emit-project" in text
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert extra in extras["optional-dependencies"]
+    assert "uv pip install --no-deps ." in text or "uv build --wheel" in text
+
+
+def test_python_bases_are_the_projects_python() -> None:
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert ">=3.11,<3.12" in requires
+    for image in IMAGES:
+        for stage in parse(dockerfile(image)):
+            if stage.base.startswith("python:"):
+                assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", stage.base), stage.base
+            if stage.base.startswith("apache/airflow:"):
+                assert stage.base.endswith("-python3.11"), stage.base
+
+
+@pytest.mark.parametrize("image", sorted(COMMANDS))
+def test_entrypoint_is_a_thin_beatlytica_command(image: str) -> None:
+    from beatlytica.cli import build_parser
+
+    final = parse(dockerfile(image))[-1]
+    assert json.loads(final.all("ENTRYPOINT")[-1]) == ["beatlytica"]
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    assert COMMANDS[image] <= set(subparsers.choices)
+    default = json.loads(final.all("CMD")[-1])
+    assert default[0] in COMMANDS[image]
+
+
+def test_producer_default_command_is_the_realtime_kafka_generator() -> None:
+    from beatlytica.cli import build_parser
+
+    default = json.loads(parse(dockerfile("producer"))[-1].all("CMD")[-1])
+    args = build_parser().parse_args(default)
+    assert args.sink == "kafka" and args.realtime
+
+
+def test_pod_task_images_match_the_factory() -> None:
+    """The DAGs' factory (src/beatlytica/orchestration.py) runs `beatlytica` as user IMAGE_UID in
+    <registry>/beatlytica-<image>:<tag>; read as text, since importing it imports Airflow."""
+    source = (ROOT / "src" / "beatlytica" / "orchestration.py").read_text()
+    uid = re.search(r"^IMAGE_UID = (\d+)$", source, re.M)
+    assert uid
+    images = set(re.findall(r'^\s+"(\w+)": ImageProfile\(', source, re.M))
+    assert images and images <= set(IMAGES)
+    assert 'f"{settings.image_registry}/beatlytica-{image}:{settings.image_tag}"' in source
+    for image in images:
+        final = parse(dockerfile(image))[-1]
+        assert final.all("USER")[-1] == uid.group(1), image
+
+
+def test_chart_users_match_the_images() -> None:
+    docs = rendered("kind")
+    producer = one(docs, "StatefulSet", "beatlytica-producer")["spec"]["template"]["spec"]
+    assert (
+        str(producer["securityContext"]["runAsUser"])
+        == parse(dockerfile("producer"))[-1].all("USER")[-1]
+    )
+    app = one(docs, "SparkApplication", "beatlytica-stream")["spec"]
+    spark_user = parse(dockerfile("spark"))[-1].all("USER")[-1]
+    assert str(app["driver"]["podSecurityContext"]["runAsUser"]) == spark_user
+    # the Airflow chart runs its pods as its `uid` value, 50000 unless set
+    assert "uid" not in environment_values("kind")["airflow"]
+    assert parse(dockerfile("airflow"))[-1].all("USER")[-1] == "50000"
+
+
+def test_spark_image_holds_the_applications_main_file() -> None:
+    app = one(rendered("kind"), "SparkApplication", "beatlytica-stream")["spec"]
+    main = app["mainApplicationFile"].removeprefix("local://")
+    assert (["spark_jobs/stream_events.py"], main) in copies(parse(dockerfile("spark")))
+    base = parse(dockerfile("spark"))[-1].base
+    assert base.startswith(f"apache/spark:{app['sparkVersion']}-")
+
+
+def test_dbt_image_holds_the_project_where_the_settings_say() -> None:
+    final = parse(dockerfile("dbt"))[-1]
+    env = env_of(final)
+    assert (["dbt/"], "/opt/beatlytica/dbt/") in copies(parse(dockerfile("dbt")))
+    assert env["DBT_SEND_ANONYMOUS_USAGE_STATS"] == "false"
+    data = settings_configmaps(rendered("gke"))[0]["data"]
+    assert env["BEATLYTICA_DBT_PROJECT_DIR"] == data["BEATLYTICA_DBT_PROJECT_DIR"]
+    assert env["BEATLYTICA_HOME"] == data["BEATLYTICA_HOME"]
+    profiles = (ROOT / "dbt" / "profiles.yml").read_text()
+    assert "method: oauth" in profiles and "keyfile" not in profiles
+
+
+def test_airflow_image_is_the_locked_airflow_with_the_dags() -> None:
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    locked = {p["name"]: p["version"] for p in lock["package"]}
+    stages = parse(dockerfile("airflow"))
+    assert stages[-1].base == f"apache/airflow:{locked['apache-airflow']}-python3.11"
+    assert locked["apache-airflow-providers-cncf-kubernetes"] == "10.25.0"
+    assert (["dags/"], "/opt/airflow/dags/") in copies(stages)
+    assert environment_values("kind")["airflow"]["airflowVersion"] == locked["apache-airflow"]
+
+
+# --- build contexts ------------------------------------------------------------------------------
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out)
+
+
+def ignored(path: str, ignore_file: Path) -> bool:
+    """Whether the build context leaves ``path`` out, with Docker's rules: the last matching
+    line wins, `!` re-includes, and a pattern matching a folder matches what is inside."""
+    excluded = False
+    parts = path.split("/")
+    for line in ignore_file.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        regex = _pattern_regex(line.removeprefix("!").strip("/"))
+        if any(regex.fullmatch("/".join(parts[:n])) for n in range(1, len(parts) + 1)):
+            excluded = not negate
+    return excluded
+
+
+def context_files(source: str) -> list[str]:
+    path = ROOT / source
+    if path.is_file():
+        return [source]
+    return sorted(
+        str(p.relative_to(ROOT)) for p in path.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_build_context_sends_what_the_image_copies_and_nothing_else(image: str) -> None:
+    own = dockerfile(image).with_name("Dockerfile.dockerignore")
+    assert own.exists(), "each image has its own ignore file (BuildKit)"
+    sources = [s.rstrip("/") for srcs, _ in copies(parse(dockerfile(image))) for s in srcs]
+    for ignore_file in (own, ROOT / ".dockerignore"):
+        for source in sources:
+            files = context_files(source)
+            sent = [f for f in files if not ignored(f, ignore_file)]
+            assert sent, f"{ignore_file.name} leaves out everything of {source}"
+            if (ROOT / source).is_file():
+                assert sent == files, f"{ignore_file.name} leaves out {source}"
+    for entry in ROOT.iterdir():
+        needed = any(s == entry.name or s.startswith(f"{entry.name}/") for s in sources)
+        if not needed:
+            assert ignored(f"{entry.name}/probe", own) and ignored(entry.name, own), entry.name
+    # generated files never travel
+    for junk in ("src/beatlytica/__pycache__/cli.cpython-311.pyc", "dbt/target/manifest.json",
+                 "dbt/logs/dbt.log", ".venv/bin/python"):  # fmt: skip
+        assert ignored(junk, own), junk
