@@ -81,6 +81,21 @@ def _kubernetes_kwargs(settings: Settings, task_id: str, image: str) -> dict[str
     from kubernetes.client import models as k8s
 
     profile = IMAGES[image]
+    volumes = [k8s.V1Volume(name="scratch", empty_dir=k8s.V1EmptyDirVolumeSource())]
+    mounts = [k8s.V1VolumeMount(name="scratch", mount_path=SCRATCH)]
+    if settings.warehouse_pvc and settings.warehouse == "duckdb":
+        # the DuckDB file lives on a volume all pod tasks share (kind)
+        volumes.append(
+            k8s.V1Volume(
+                name="warehouse",
+                persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
+                    claim_name=settings.warehouse_pvc
+                ),
+            )
+        )
+        mounts.append(
+            k8s.V1VolumeMount(name="warehouse", mount_path=str(settings.duckdb_file.parent))
+        )
     return {
         "namespace": settings.jobs_namespace,
         "name": f"beatlytica-{task_id.replace('_', '-')}",
@@ -111,8 +126,8 @@ def _kubernetes_kwargs(settings: Settings, task_id: str, image: str) -> dict[str
             read_only_root_filesystem=True,
             capabilities=k8s.V1Capabilities(drop=["ALL"]),
         ),
-        "volumes": [k8s.V1Volume(name="scratch", empty_dir=k8s.V1EmptyDirVolumeSource())],
-        "volume_mounts": [k8s.V1VolumeMount(name="scratch", mount_path=SCRATCH)],
+        "volumes": volumes,
+        "volume_mounts": mounts,
         "in_cluster": True,
         "get_logs": True,
         "startup_timeout_seconds": 300,

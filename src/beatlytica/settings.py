@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="Schema (DuckDB) or dataset (BigQuery) of the loader's raw tables.",
     )
+    warehouse_pvc: str | None = Field(
+        None,
+        description="PersistentVolumeClaim holding the DuckDB warehouse on kind; pod tasks "
+        "mount it at the folder of BEATLYTICA_DUCKDB_PATH (unset on GKE: BigQuery).",
+    )
     duckdb_path: Path | None = Field(
         None, description="DuckDB database file (default: <home>/warehouse.duckdb)."
     )

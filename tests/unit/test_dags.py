@@ -188,3 +188,28 @@ def test_local_tasks_run_the_same_commands_as_the_pods(local_bag: Any, cluster_b
             elif hasattr(task, "arguments"):
                 assert type(twin).__name__ == "LocalPodOperator"
                 assert twin.arguments == task.arguments
+
+
+def test_pod_tasks_mount_the_warehouse_volume_on_kind(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    bag = load_dagbag(
+        monkeypatch, tmp_path, BEATLYTICA_RUNTIME="kubernetes",
+        BEATLYTICA_WAREHOUSE_PVC="beatlytica-warehouse",
+        BEATLYTICA_DUCKDB_PATH="/var/lib/beatlytica/warehouse/warehouse.duckdb",
+    )  # fmt: skip
+    for task in _pod_tasks(bag):
+        pod = _render(task)
+        kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        assert volumes["warehouse"]["persistentVolumeClaim"] == {
+            "claimName": "beatlytica-warehouse"
+        }
+        mounts = {m["name"]: m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+        assert mounts["warehouse"] == "/var/lib/beatlytica/warehouse"
+        assert mounts["scratch"] == "/tmp"
+
+
+def test_no_warehouse_volume_without_the_setting(cluster_bag: Any) -> None:
+    pod = _render(_pod_tasks(cluster_bag)[0])
+    assert [v["name"] for v in pod["spec"]["volumes"]] == ["scratch"]
