@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
@@ -142,15 +142,8 @@ class Partition:
 
     @property
     def start(self) -> datetime:
-        from datetime import UTC
-
-        return datetime(
-            self.event_date.year,
-            self.event_date.month,
-            self.event_date.day,
-            self.event_hour,
-            tzinfo=UTC,
-        )
+        d = self.event_date
+        return datetime(d.year, d.month, d.day, self.event_hour, tzinfo=UTC)
 
 
 def partition_of(uri: str) -> Partition | None:
