@@ -6,7 +6,7 @@
 # Creates: the Artifact Registry repository `beatlytica`, the GKE cluster (Workload Identity,
 # Dataplane V2 so NetworkPolicies are enforced), the bucket <project>-beatlytica (the lake, the
 # Spark checkpoints, the Airflow task logs), the BigQuery datasets `raw` (the loader's tables) and
-# `beatlytica` (dbt's models), three Google service accounts with the least roles they need, and
+# `beatlytica` (dbt's models), four Google service accounts with the least roles they need, and
 # the Workload Identity bindings that let the Kubernetes ServiceAccounts act as them. No service
 # account keys are ever created. Needs gcloud, bq (Cloud SDK) and kubectl.
 set -euo pipefail
@@ -66,7 +66,7 @@ for dataset in raw beatlytica; do
 done
 
 log "Google service accounts"
-for name in beatlytica-stream beatlytica-jobs beatlytica-airflow; do
+for name in beatlytica-stream beatlytica-jobs beatlytica-airflow beatlytica-dashboard; do
   gcloud iam service-accounts describe "$(gsa "$name")" --project "$GCP_PROJECT" >/dev/null 2>&1 \
     || gcloud iam service-accounts create "$name" --project "$GCP_PROJECT" \
       --display-name "Beatlytica $name"
@@ -93,6 +93,10 @@ gcloud projects add-iam-policy-binding "$GCP_PROJECT" --condition None \
   --member "serviceAccount:$(gsa beatlytica-jobs)" --role roles/bigquery.jobUser >/dev/null
 # Airflow writes and reads the task logs (gs://$BUCKET/airflow-logs)
 bucket_role beatlytica-airflow roles/storage.objectAdmin
+# the dashboard reads dbt's marts (tables in `beatlytica`) and runs its queries as query jobs
+dataset_role beatlytica-dashboard beatlytica roles/bigquery.dataViewer
+gcloud projects add-iam-policy-binding "$GCP_PROJECT" --condition None \
+  --member "serviceAccount:$(gsa beatlytica-dashboard)" --role roles/bigquery.jobUser >/dev/null
 
 log "Workload Identity: Kubernetes ServiceAccount -> Google service account"
 bind_workload_identity() {
@@ -102,6 +106,7 @@ bind_workload_identity() {
 }
 bind_workload_identity "$NAMESPACE" beatlytica-spark beatlytica-stream
 bind_workload_identity "$JOBS_NAMESPACE" beatlytica-jobs beatlytica-jobs
+bind_workload_identity "$JOBS_NAMESPACE" beatlytica-dashboard beatlytica-dashboard
 bind_workload_identity "$NAMESPACE" airflow-scheduler beatlytica-airflow
 bind_workload_identity "$NAMESPACE" airflow-triggerer beatlytica-airflow
 bind_workload_identity "$NAMESPACE" airflow-api-server beatlytica-airflow

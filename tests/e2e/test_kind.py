@@ -1,18 +1,27 @@
-"""The platform on a real cluster: `make kind-up deploy e2e` (or GKE, `make e2e` with the GKE
+"""The platform on a real cluster: `make kind-up deploy e2e` (or GKE: `make e2e` with the GKE
 context). Skipped unless BEATLYTICA_E2E=1 and kubectl reaches a cluster with the release.
 
-The order follows the data: operators and Airflow up, Kafka ready, producers emitting with
-distinct instances, the streaming job running, the lake filling, Airflow running an interval.
+The order follows the data: operators, Airflow and the dashboard up; Kafka ready with its topics;
+the producers producing, each its own instance; the streaming job RUNNING; the lake filling; the
+hourly DAG triggered for one data interval through Airflow's REST API (/api/v2 on the
+api-server) and succeeding; that interval's rows in the warehouse, read where the dashboard
+reads them (DuckDB on the warehouse PVC on kind, BigQuery on GKE).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import select
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,12 +29,20 @@ import pytest
 
 NAMESPACE = os.environ.get("BEATLYTICA_E2E_NAMESPACE", "beatlytica")
 CONTEXT = os.environ.get("BEATLYTICA_E2E_CONTEXT")  # default: kubectl's current context
-SCHEDULER = "deploy/beatlytica-scheduler"
+#: the Airflow chart's api-server Service (release `beatlytica`) and the user its chart creates
+AIRFLOW_SERVICE = os.environ.get("BEATLYTICA_E2E_AIRFLOW_SERVICE", "svc/beatlytica-api-server")
+AIRFLOW_USER = os.environ.get("BEATLYTICA_E2E_AIRFLOW_USER", "admin")
+AIRFLOW_PASSWORD = os.environ.get("BEATLYTICA_E2E_AIRFLOW_PASSWORD", "admin")
+DAG_ID = "beatlytica_hourly"
+DASHBOARD = "deploy/beatlytica-dashboard"
+#: how long after an interval's end its events are all in the lake (stream trigger: 30 s)
+LAKE_SETTLES = timedelta(minutes=3)
 
 
-def kubectl(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def kubectl(*args: str, namespace: str = NAMESPACE,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:  # fmt: skip
     context = ["--context", CONTEXT] if CONTEXT else []
-    return subprocess.run(["kubectl", *context, "--namespace", NAMESPACE, *args],
+    return subprocess.run(["kubectl", *context, "--namespace", namespace, *args],
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 
@@ -59,8 +76,8 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float =
     pytest.fail(f"{what}: not reached within {timeout:.0f} s (last: {last!r})")
 
 
-def get_json(*args: str) -> dict[str, Any]:
-    result = kubectl("get", *args, "-o", "json")
+def get_json(*args: str, namespace: str = NAMESPACE) -> dict[str, Any]:
+    result = kubectl("get", *args, "-o", "json", namespace=namespace)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -69,10 +86,98 @@ def settings() -> dict[str, str]:
     return get_json("configmap", "beatlytica-settings")["data"]
 
 
+def jobs_namespace() -> str:
+    return settings()["BEATLYTICA_JOBS_NAMESPACE"]
+
+
+@contextmanager
+def port_forward(target: str, port: int, namespace: str = NAMESPACE) -> Iterator[str]:
+    """`kubectl port-forward` of ``target`` to a free local port; yields its base URL."""
+    context = ["--context", CONTEXT] if CONTEXT else []
+    process = subprocess.Popen(
+        ["kubectl", *context, "--namespace", namespace, "port-forward", target, f":{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        line = process.stdout.readline() if ready else ""
+        local = re.search(r"127\.0\.0\.1:(\d+)", line)
+        if not local:
+            process.kill()
+            pytest.fail(f"port-forward {target}: {line!r} {process.communicate()[1]}")
+        yield f"http://127.0.0.1:{local.group(1)}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+class AirflowApi:
+    """The Airflow 3 REST API (/api/v2) with a JWT from the api-server's /auth/token."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        credentials = {"username": AIRFLOW_USER, "password": AIRFLOW_PASSWORD}
+        status, body = self._send("POST", "/auth/token", credentials)
+        assert status in (200, 201) and "access_token" in body, f"/auth/token: {status} {body}"
+        self.token = body["access_token"]
+
+    def _send(self, method: str, path: str, body: Any = None,
+              token: str | None = None) -> tuple[int, Any]:  # fmt: skip
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data, headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            text = error.read().decode(errors="replace")
+            try:
+                return error.code, json.loads(text)
+            except ValueError:
+                return error.code, text
+
+    def call(self, method: str, path: str, body: Any = None, **query: str) -> tuple[int, Any]:
+        if query:
+            path += "?" + urllib.parse.urlencode(query)
+        return self._send(method, f"/api/v2{path}", body, self.token)
+
+    def ok(self, method: str, path: str, body: Any = None, **query: str) -> Any:
+        status, answer = self.call(method, path, body, **query)
+        assert 200 <= status < 300, f"{method} /api/v2{path}: {status} {answer}"
+        return answer
+
+
+@pytest.fixture(scope="module")
+def airflow() -> Iterator[AirflowApi]:
+    with port_forward(AIRFLOW_SERVICE, 8080) as base:
+        yield AirflowApi(base)
+
+
+#: what the DAG test hands the warehouse test: the interval it ran
+RUN: dict[str, Any] = {}
+
+
 def test_operators_airflow_and_emulators_are_available() -> None:
     result = kubectl("wait", "deployment", "--all", "--for=condition=Available",
                      "--timeout=900s", timeout=960)  # fmt: skip
     assert result.returncode == 0, result.stderr
+
+
+def test_the_dashboard_serves() -> None:
+    """The dashboard Deployment (jobs namespace, next to the warehouse) is available and
+    Streamlit answers its health endpoint through the Service."""
+    namespace = jobs_namespace()
+    result = kubectl("wait", DASHBOARD, "--for=condition=Available", "--timeout=600s",
+                     namespace=namespace, timeout=660)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with (
+        port_forward("svc/beatlytica-dashboard", 8501, namespace) as base,
+        urllib.request.urlopen(f"{base}/_stcore/health", timeout=30) as response,
+    ):
+        assert response.status == 200 and response.read().strip() == b"ok"
 
 
 def test_kafka_and_its_topics_are_ready() -> None:
@@ -84,18 +189,41 @@ def test_kafka_and_its_topics_are_ready() -> None:
     assert topics == set(settings()["BEATLYTICA_TOPICS"].split(","))
 
 
-def test_producers_emit_with_distinct_instances() -> None:
+def producer_logs(pod: str, *args: str) -> list[dict[str, Any]]:
+    """The JSON log records of a producer pod's container (BEATLYTICA_LOG_FORMAT=json)."""
+    records = []
+    for line in kubectl("logs", pod, *args).stdout.splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
+def test_producers_produce_with_distinct_instances() -> None:
+    """Every replica runs its own --instance, and its count of produced events grows."""
     selector = "app.kubernetes.io/component=producer"
     result = kubectl("wait", "pod", "-l", selector, "--for=condition=Ready", "--timeout=600s",
                      timeout=660)  # fmt: skip
     assert result.returncode == 0, result.stderr
+    pods = [p["metadata"]["name"] for p in get_json("pod", "-l", selector)["items"]]
     instances = []
-    for pod in get_json("pod", "-l", selector)["items"]:
-        logs = kubectl("logs", pod["metadata"]["name"]).stdout.splitlines()
-        started = [json.loads(line) for line in logs if '"generating events"' in line]
-        assert started, f"{pod['metadata']['name']} has not started generating"
-        instances.append(started[0]["instance"])
+    for pod in pods:
+        started = [r for r in producer_logs(pod) if r.get("message") == "generating events"]
+        assert started, f"{pod} has not started generating"
+        instances.append(started[-1]["instance"])
     assert len(instances) >= 2 and len(set(instances)) == len(instances)
+
+    def produced(pod: str) -> int:
+        recent = producer_logs(pod, "--tail=20")
+        progress = [r["events"] for r in recent if r.get("message") == "generating"]
+        return progress[-1] if progress else 0
+
+    before = {pod: produced(pod) for pod in pods}
+    for pod in pods:  # the generator logs its progress every 10 s
+        wait_for(f"{pod} producing", lambda pod=pod: produced(pod) > before[pod], 120, every=5)
+        failures = [r for r in producer_logs(pod, "--tail=50") if r.get("level") == "ERROR"]
+        assert not failures, failures[-1]
 
 
 def test_the_streaming_job_runs() -> None:
@@ -121,25 +249,112 @@ def test_the_lake_fills() -> None:
     wait_for("parquet files in the lake", objects, timeout=900, every=30)
 
 
-def test_airflow_backfills_one_interval() -> None:
-    listed = kubectl("exec", SCHEDULER, "--", "airflow", "dags", "list", "-o", "json")
-    assert listed.returncode == 0, listed.stderr
-    assert "beatlytica_hourly" in {d["dag_id"] for d in json.loads(listed.stdout)}
-    kubectl("exec", SCHEDULER, "--", "airflow", "dags", "unpause", "beatlytica_hourly")
-    # the last complete hour, which the producers have filled by now
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    start = end - timedelta(hours=1)
-    created = kubectl("exec", SCHEDULER, "--", "airflow", "backfill", "create",
-                      "--dag-id", "beatlytica_hourly", "--from-date", start.isoformat(),
-                      "--to-date", start.isoformat())  # fmt: skip
-    assert created.returncode == 0, created.stderr
+def interval_to_run() -> tuple[datetime, datetime]:
+    """The last complete data interval of the hourly DAG (its grid: BEATLYTICA_DAG_START_DATE,
+    BEATLYTICA_INTERVAL_MINUTES) that the producers were running in and whose events the
+    streaming job has committed; waits for the current one to end when the producers started
+    too late into the last."""
+    data = settings()
+    length = timedelta(minutes=int(data.get("BEATLYTICA_INTERVAL_MINUTES", "60")))
+    anchor = datetime.fromisoformat(data.get("BEATLYTICA_DAG_START_DATE", "2026-11-01T00:00:00"))
+    anchor = anchor.replace(tzinfo=anchor.tzinfo or UTC)
+    pods = get_json("pod", "-l", "app.kubernetes.io/component=producer")["items"]
+    started = min(datetime.fromisoformat(p["status"]["startTime"].replace("Z", "+00:00"))
+                  for p in pods)  # fmt: skip
+    now = datetime.now(UTC)
+    end = anchor + (now - anchor) // length * length
+    if started > end - min(length / 4, timedelta(minutes=10)):
+        end += length  # too little of the last interval was produced: take the current one
+    settle = (end + LAKE_SETTLES - datetime.now(UTC)).total_seconds()
+    if settle > 0:
+        time.sleep(settle)
+    return end - length, end
 
-    def run_state() -> str | None:
-        runs = kubectl("exec", SCHEDULER, "--", "airflow", "dags", "list-runs",
-                       "beatlytica_hourly", "-o", "json")  # fmt: skip
-        for run in json.loads(runs.stdout or "[]"):
-            if run.get("run_type") == "backfill" and run.get("state") in ("success", "failed"):
-                return str(run["state"])
-        return None
 
-    assert wait_for("the backfilled run", run_state, timeout=3600, every=30) == "success"
+def test_the_hourly_dag_runs_an_interval_through_the_rest_api(airflow: AirflowApi) -> None:
+    """Trigger beatlytica_hourly for one data interval with POST /api/v2/dags/{id}/dagRuns
+    (logical date and data interval given), unpause it, and poll the run until it ends: it must
+    succeed (sensor, loads, dbt build, freshness, reconcile)."""
+    wait_for("the DAG parsed", lambda: airflow.call("GET", f"/dags/{DAG_ID}")[0] == 200, 600)
+    start, end = interval_to_run()
+    run_id = f"e2e__{start:%Y%m%dT%H%M%S}"
+    status, run = airflow.call("POST", f"/dags/{DAG_ID}/dagRuns", {
+        "dag_run_id": run_id,
+        "logical_date": start.isoformat(),
+        "data_interval_start": start.isoformat(),
+        "data_interval_end": end.isoformat(),
+        "conf": {},
+        "note": "tests/e2e/test_kind.py",
+    })  # fmt: skip
+    if status == 409:  # a run of this interval exists (the scheduler's, or an earlier e2e pass)
+        runs = airflow.ok("GET", f"/dags/{DAG_ID}/dagRuns", logical_date_gte=start.isoformat(),
+                          logical_date_lte=start.isoformat())["dag_runs"]  # fmt: skip
+        assert runs, f"409 for {run_id}, but no run of {start.isoformat()}: {run}"
+        run = runs[0]
+        if run["state"] == "failed":
+            airflow.ok("POST", f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/clear",
+                       {"dry_run": False})  # fmt: skip
+    else:
+        assert status in (200, 201), f"trigger: {status} {run}"
+    run_id = run["dag_run_id"]
+    assert datetime.fromisoformat(run["data_interval_start"]) == start
+    assert datetime.fromisoformat(run["data_interval_end"]) == end
+    airflow.ok("PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
+
+    def finished() -> str | None:
+        state = airflow.ok("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
+        return state if state in ("success", "failed") else None
+
+    final = wait_for(f"run {run_id} finished", finished, timeout=3600, every=30)
+    if final != "success":
+        tasks = airflow.ok("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
+        states = {(t["task_id"], t["map_index"]): t["state"] for t in tasks["task_instances"]}
+        pytest.fail(f"run {run_id} of [{start}, {end}) {final}: {states}")
+    RUN.update(start=start, end=end, run_id=run_id)
+
+
+#: runs in the dashboard's container, which holds the warehouse clients and reads the warehouse
+#: as the dashboard does: the DuckDB file read-only on kind, BigQuery as its Google service
+#: account on GKE (dbt's dataset only)
+COUNT_FACTS = """
+import json, sys
+from datetime import datetime
+from beatlytica.settings import get_settings
+from beatlytica.warehouse import FACT_TS
+s = get_settings()
+start, end = (datetime.fromisoformat(a) for a in sys.argv[1:3])
+if s.warehouse == "bigquery":
+    from google.cloud import bigquery
+    client = bigquery.Client(project=s.gcp_project, location=s.bigquery_location)
+    config = bigquery.QueryJobConfig(query_parameters=[
+        bigquery.ScalarQueryParameter("start", "TIMESTAMP", start),
+        bigquery.ScalarQueryParameter("end", "TIMESTAMP", end)])
+    sql = (f"select count(*) as n from `{s.gcp_project}.{s.bigquery_dataset}.fact_streams` "
+           f"where {FACT_TS} >= @start and {FACT_TS} < @end")
+    n = list(client.query(sql, job_config=config).result())[0]["n"]
+else:
+    import duckdb
+    from beatlytica.warehouse.duckdb_backend import DBT_SCHEMA
+    con = duckdb.connect(str(s.duckdb_file), read_only=True)
+    sql = f"select count(*) from {DBT_SCHEMA}.fact_streams where {FACT_TS} >= ? and {FACT_TS} < ?"
+    n = con.execute(sql, [start, end]).fetchone()[0]
+    con.close()
+print(json.dumps({"warehouse": s.warehouse, "fact_streams": n}))
+"""
+
+
+def test_the_intervals_rows_are_in_the_warehouse() -> None:
+    if not RUN:
+        pytest.skip("no successful DAG run to look for (test_the_hourly_dag_runs_...)")
+    start, end = RUN["start"], RUN["end"]
+
+    def count() -> dict[str, Any] | None:
+        # a pod task writing DuckDB holds its lock; the dashboard's read waits for the next try
+        interval = (start.isoformat(), end.isoformat())
+        result = kubectl("exec", DASHBOARD, "--", "python", "-c", COUNT_FACTS, *interval,
+                         namespace=jobs_namespace())  # fmt: skip
+        lines = result.stdout.strip().splitlines()
+        return json.loads(lines[-1]) if result.returncode == 0 and lines else None
+
+    found = wait_for("a read of the warehouse", count, timeout=600, every=20)
+    assert found["fact_streams"] > 0, f"no streams of [{start}, {end}) in {found['warehouse']}"

@@ -1,12 +1,16 @@
-"""The Helm charts, proven offline: Beatlytica's own chart is rendered with `helm template` for
-each environment (kind, GKE) and every object is checked, core kinds with kubernetes-validate
-(strict, for the GKE Kubernetes version) and custom resources against the pinned upstream CRDs
-in ../shared/upstream; the umbrella chart's pins, lock and values are checked against the
-upstream charts' documented values. Nothing here needs a cluster or the network.
+"""The Helm charts, proven offline: Beatlytica's own chart is rendered with `helm template` (the
+pinned Helm 4 of `make tools`) for each environment (kind, GKE) and with its own defaults, and
+every object is checked: core kinds with kubernetes-validate (strict, for the GKE Kubernetes
+version), custom resources against the pinned upstream CRDs (../shared/upstream, or
+BEATLYTICA_SHARED_DIR after `make schemas`), and the deployment policies (resources, non-root,
+capabilities, image tags, probes, RBAC, no literal credentials) over every container of every
+rendered object. The umbrella chart's pins, lock and values are checked against the upstream
+charts' documented values. Nothing here needs a cluster or the network.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import functools
 import hashlib
@@ -17,6 +21,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +43,9 @@ SCHEMA = CHART / "values.schema.json"
 KUBE_VERSION = "1.33.0"
 RELEASE, NAMESPACE = "beatlytica", "beatlytica"
 ENVIRONMENTS = ("kind", "gke")
+#: what the policies hold for: each environment, and the chart's own defaults (values.yaml alone)
+DEFAULTS = "defaults"
+VALUES_FILES = (DEFAULTS, *ENVIRONMENTS)
 STRIMZI = SHARED / "upstream" / "strimzi-1.2.0"
 SPARK_OPERATOR = SHARED / "upstream" / "spark-operator-2.5.2"
 SETTINGS = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
@@ -90,14 +98,25 @@ def render_chart(values: dict[str, Any], *extra: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
+def chart_values(env: str) -> dict[str, Any]:
+    """The values Beatlytica's chart gets on top of its values.yaml: the `beatlytica:` section of
+    the umbrella's values for an environment, nothing for the defaults."""
+    return {} if env == DEFAULTS else environment_values(env)["beatlytica"]
+
+
 @functools.cache
-def _rendered(env: str) -> str:
-    return json.dumps(render_chart(environment_values(env)["beatlytica"]))
+def _rendered(env: str, attempt: int = 0) -> str:
+    return json.dumps(render_chart(chart_values(env)))
 
 
 def rendered(env: str) -> list[dict[str, Any]]:
     """The chart rendered for ``env`` (once per test session), as fresh objects."""
     return json.loads(_rendered(env))
+
+
+def rendered_again(env: str) -> list[dict[str, Any]]:
+    """A second, independent rendering: what is generated differs from the first, literals not."""
+    return json.loads(_rendered(env, attempt=1))
 
 
 def objects(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -129,6 +148,16 @@ def env(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="module")
 def docs(env: str) -> list[dict[str, Any]]:
     return rendered(env)
+
+
+@pytest.fixture(scope="module", params=VALUES_FILES)
+def any_env(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def any_docs(any_env: str) -> list[dict[str, Any]]:
+    return rendered(any_env)
 
 
 # --- custom resources against the pinned CRDs ---------------------------------------------------
@@ -192,18 +221,76 @@ def test_the_pinned_crds_are_there() -> None:
         ("kafka.strimzi.io/v1", "KafkaTopic"),
         ("kafka.strimzi.io/v1", "KafkaUser"),
         ("sparkoperator.k8s.io/v1beta2", "SparkApplication"),
-    }, f"the upstream CRDs under {SHARED / 'upstream'} (BEATLYTICA_SHARED_DIR)"
+    }, (
+        f"the upstream CRDs under {SHARED / 'upstream'}: outside the workplace `make schemas` "
+        "downloads them; run the tests with BEATLYTICA_SHARED_DIR=.cache/shared"
+    )
 
 
-def test_core_objects_pass_kubernetes_validate_strict(docs: list[dict[str, Any]]) -> None:
-    core = [d for d in docs if not is_custom(d)]
+def make_variables(text: str) -> dict[str, str]:
+    """The simple `NAME := value` assignments of a makefile, with $(NAME) references expanded."""
+    variables: dict[str, str] = {}
+    joined = text.replace("\\\n", " ")
+    for name, value in re.findall(r"^([A-Z][A-Z0-9_]*) := (.*)$", joined, re.M):
+        variables[name] = re.sub(r"\$\((\w+)\)", lambda m: variables.get(m[1], m[0]), value)
+    return variables
+
+
+def pinned_upstream_files() -> dict[str, tuple[str, str]]:
+    """`make schemas`' list: file under the shared folder -> (URL, sha256)."""
+    variables = make_variables((ROOT / "k8s" / "deploy.mk").read_text())
+    entries = variables["UPSTREAM_FILES"].split()
+    return {file: (url, digest) for file, url, digest in (e.split(",") for e in entries)}
+
+
+def test_make_schemas_fetches_exactly_the_files_the_tests_read() -> None:
+    """`make schemas` downloads every file of the shared upstream folder, from the release tags of
+    the versions the umbrella pins, checked against the sha256 of the files the tests read here
+    (so the download is byte for byte what was validated)."""
+    pinned = pinned_upstream_files()
+    upstream = SHARED / "upstream"
+    shared = {str(p.relative_to(SHARED)): p for p in upstream.rglob("*") if p.is_file()}
+    assert set(pinned) == set(shared), f"make schemas and {upstream} list other files"
+    for file, (url, digest) in pinned.items():
+        assert hashlib.sha256(shared[file].read_bytes()).hexdigest() == digest, file
+        assert url.startswith("https://raw.githubusercontent.com/"), url
+    tags = {
+        STRIMZI.name: "/strimzi/strimzi-kafka-operator/1.2.0/",
+        SPARK_OPERATOR.name: "/kubeflow/spark-operator/v2.5.2/",
+    }
+    for file, (url, _) in pinned.items():
+        assert tags[file.split("/")[1]] in url, f"{file}: {url} is not the pinned release tag"
+        assert url.rsplit("/", 1)[1] == file.rsplit("/", 1)[1], url
+
+
+def test_no_third_party_schema_is_committed() -> None:
+    """The upstream files live outside the repository (../shared) or in the git-ignored cache
+    `make schemas` fills; none is tracked."""
+    git = shutil.which("git")
+    if not git or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = subprocess.run([git, "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split("\0")  # fmt: skip
+    assert not [f for f in tracked if f.startswith(".cache/")]
+    crds = [
+        f for f in tracked if f.endswith((".yaml", ".yml", ".json")) and (ROOT / f).is_file()
+        and "kind: CustomResourceDefinition" in (ROOT / f).read_text(errors="replace")
+    ]  # fmt: skip
+    assert not crds, f"CRDs committed: {crds}"
+    for path in (".cache/shared/upstream/strimzi-1.2.0/040-Crd-kafka.yaml", ".cache/shared/x"):
+        ignored = subprocess.run([git, "check-ignore", "-q", path], cwd=ROOT)
+        assert ignored.returncode == 0, f"{path} is not git-ignored"
+
+
+def test_core_objects_pass_kubernetes_validate_strict(any_docs: list[dict[str, Any]]) -> None:
+    core = [d for d in any_docs if not is_custom(d)]
     assert len(core) > 20
     for doc in core:
         kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
 
 
-def test_custom_resources_pass_the_pinned_crds(docs: list[dict[str, Any]]) -> None:
-    custom = [d for d in docs if is_custom(d)]
+def test_custom_resources_pass_the_pinned_crds(any_docs: list[dict[str, Any]]) -> None:
+    custom = [d for d in any_docs if is_custom(d)]
     assert {d["kind"] for d in custom} == {
         "Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "SparkApplication"}  # fmt: skip
     for doc in custom:
@@ -241,13 +328,23 @@ def test_an_unknown_field_in_a_core_object_fails() -> None:
 # --- values.schema.json and helm lint -----------------------------------------------------------
 
 
-def test_helm_lint_passes_for_every_environment(env: str) -> None:
+def test_helm_lint_strict_passes_for_every_values_file(any_env: str) -> None:
+    """`helm lint --strict` (warnings fail) with each environment's values and the defaults."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
-        yaml.safe_dump(environment_values(env)["beatlytica"], f)
+        yaml.safe_dump(chart_values(any_env), f)
         f.flush()
         result = helm("lint", "--strict", str(CHART), "--namespace", NAMESPACE,
                       "--kube-version", KUBE_VERSION, "--values", f.name)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
+    assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout, result.stdout
+
+
+def test_the_pinned_helm_is_helm_4() -> None:
+    """The tests run the Helm `make tools` installs from the aws-cdk kubectl-layer wheel."""
+    pinned = make_variables((ROOT / "k8s" / "deploy.mk").read_text())["HELM_VERSION"]
+    assert pinned.startswith("4.")
+    assert helm("version", "--short").stdout.strip().startswith(f"v{pinned}+")
 
 
 @pytest.mark.parametrize(
@@ -261,6 +358,10 @@ def test_helm_lint_passes_for_every_environment(env: str) -> None:
         ({"warehouse": {"backend": "bigquery"}}, "project"),
         ({"stream": {"driver": {"memory": "1 GB"}}}, "1 GB"),
         ({"bogus": True}, "bogus"),
+        ({"dashboard": {"replica": 2}}, "replica"),
+        ({"dashboard": {"port": 80}}, "dashboard/port"),
+        ({"dashboard": {"resources": {"limits": {"gpu": 1}}}}, "gpu"),
+        ({"serviceAccounts": {"dashbaord": "x"}}, "dashbaord"),
     ],
 )
 def test_values_schema_rejects_what_is_not_documented(values: dict[str, Any],
@@ -268,6 +369,28 @@ def test_values_schema_rejects_what_is_not_documented(values: dict[str, Any],
     base = environment_values("kind")["beatlytica"]
     with pytest.raises(RenderError, match=message):
         render_chart(merge(base, values))
+
+
+@pytest.mark.parametrize(
+    ("path", "missing"),
+    [
+        (("producer", "resources"), "limits"),
+        (("dashboard", "resources"), "requests"),
+        (("gcsEmulator", "resources", "limits"), "cpu"),
+        (("airflow", "database", "resources", "requests"), "memory"),
+        (("kafka", "entityOperator", "resources", "limits"), "memory"),
+    ],
+)
+def test_values_schema_requires_requests_and_limits(path: tuple[str, ...], missing: str) -> None:
+    """Every `resources` value needs requests and limits, each with cpu and memory (a null
+    value removes a key of the chart's defaults, as `--set key=null` does)."""
+    values = merge(load_yaml(CHART / "values.yaml"), chart_values("kind"))
+    node = values
+    for key in path:
+        node = node[key]
+    node[missing] = None
+    with pytest.raises(RenderError, match=f"missing propert(y|ies) '{missing}'"):
+        render_chart(values)
 
 
 def test_every_value_is_documented_above_its_key() -> None:
@@ -356,9 +479,30 @@ def test_gke_uses_bigquery_and_the_bucket() -> None:
     assert data["BEATLYTICA_WAREHOUSE"] == "bigquery"
     assert data["BEATLYTICA_GCP_PROJECT"] == "my-gcp-project"
     assert data["BEATLYTICA_LAKE_URI"] == "gs://my-gcp-project-beatlytica/lake"
-    assert "BEATLYTICA_GCS_ENDPOINT" not in data and "BEATLYTICA_DUCKDB_PATH" not in data
-    assert not objects(docs, "Deployment"), "no emulator on GKE"
+    assert not {"BEATLYTICA_GCS_ENDPOINT", "BEATLYTICA_DUCKDB_PATH",
+                "BEATLYTICA_WAREHOUSE_PVC"} & set(data)  # fmt: skip
+    deployments = {d["metadata"]["name"] for d in objects(docs, "Deployment")}
+    assert deployments == {"beatlytica-dashboard"}, "no emulator on GKE"
     assert not objects(docs, "PersistentVolumeClaim"), "no DuckDB volume on GKE"
+
+
+def test_pod_tasks_mount_the_warehouse_pvc_around_the_duckdb_path() -> None:
+    """On kind the settings name the warehouse PVC (BEATLYTICA_WAREHOUSE_PVC), which the chart
+    creates in the jobs namespace where the pod tasks run, and BEATLYTICA_DUCKDB_PATH lies in the
+    folder the pod-task factory mounts it at (the directory of the DuckDB file)."""
+    docs = rendered("kind")
+    data = settings_configmaps(docs)[0]["data"]
+    settings = Settings(**{k.removeprefix(ENV_PREFIX).lower(): v for k, v in data.items()})
+    duckdb = merge(load_yaml(CHART / "values.yaml"), chart_values("kind"))["warehouse"]["duckdb"]
+    pvc = one(docs, "PersistentVolumeClaim", duckdb["claimName"])
+    assert settings.warehouse_pvc == pvc["metadata"]["name"]
+    assert pvc["metadata"]["namespace"] == settings.jobs_namespace
+    assert settings.duckdb_file.parent == Path(duckdb["mountPath"])
+    assert settings.duckdb_file.name == "warehouse.duckdb"
+    # the factory's side of the contract (read as text: importing it imports Airflow)
+    factory = (ROOT / "src" / "beatlytica" / "orchestration.py").read_text()
+    assert "claim_name=settings.warehouse_pvc" in factory
+    assert "mount_path=str(settings.duckdb_file.parent)" in factory
 
 
 def test_the_emulator_is_the_version_the_tests_run() -> None:
@@ -625,30 +769,509 @@ def test_long_running_parts_have_disruption_budgets(docs: list[dict[str, Any]]) 
     assert driver["selector"]["matchLabels"]["spark-role"] == "driver"
 
 
-def test_pods_run_as_non_root(docs: list[dict[str, Any]]) -> None:
-    for owner, spec in pod_templates(docs):
-        name = owner["metadata"]["name"]
-        assert spec["securityContext"]["runAsNonRoot"] is True, name
-        assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
-        for container in spec.get("initContainers", []) + spec["containers"]:
-            security = container["securityContext"]
-            assert security["allowPrivilegeEscalation"] is False, name
-            assert security["capabilities"]["drop"] == ["ALL"], name
+# --- policies over every container of every rendered object -------------------------------------
+#
+# Each check returns its violations, one line each, so a test can show them all and the
+# meta-tests below can prove a check catches what it should. Containers are those of every pod
+# template (init containers included) and those our custom resources make the operators run:
+# the Spark driver and executors, the Kafka nodes and Strimzi's entity operators.
+
+#: workload kinds and where their pod spec is
+POD_SPECS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+#: Roles nobody of ours is bound to: the built-in ones that open whole namespaces or the cluster
+BROAD_ROLES = {"cluster-admin", "admin", "edit"}
+#: environment variables that hold credentials: only ever from a Secret
+CREDENTIAL_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_KEY|API_KEY|CREDENTIAL", re.I)
+
+
+@dataclass
+class Container:
+    """One container as the policies see it, wherever it is declared."""
+
+    where: str
+    image: str | None
+    resources: dict[str, Any]
+    security: dict[str, Any]
+    pod_security: dict[str, Any]
+    env: list[dict[str, Any]] = field(default_factory=list)
+    probes: dict[str, Any] = field(default_factory=dict)
+    init: bool = False
+    owner_kind: str = ""
+
+
+def dig(node: Any, *path: str) -> Any:
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _name(doc: dict[str, Any]) -> str:
+    meta = doc["metadata"]
+    return f"{doc['kind']} {meta.get('namespace', NAMESPACE)}/{meta['name']}"
+
+
+def containers(docs: list[dict[str, Any]]) -> list[Container]:
+    found: list[Container] = []
+    for doc in docs:
+        kind, spec = doc["kind"], doc.get("spec", {})
+        if kind in POD_SPECS:
+            pod = dig(doc, *POD_SPECS[kind]) or {}
+            for init, key in ((True, "initContainers"), (False, "containers")):
+                for c in pod.get(key, []):
+                    found.append(Container(
+                        f"{_name(doc)}: {key[:-1]} {c['name']}", c.get("image"),
+                        c.get("resources") or {}, c.get("securityContext") or {},
+                        pod.get("securityContext") or {}, c.get("env") or [],
+                        {p: c.get(p) for p in ("readinessProbe", "livenessProbe")}, init, kind,
+                    ))  # fmt: skip
+        elif kind == "SparkApplication":
+            for role in ("driver", "executor"):
+                r = spec.get(role, {})
+                # the operator makes the pod: cpu request coreRequest (else cores), cpu limit
+                # coreLimit, memory request = limit = memory + overhead
+                resources = {
+                    "requests": {"cpu": r.get("coreRequest") or r.get("cores"),
+                                 "memory": r.get("memory")},
+                    "limits": {"cpu": r.get("coreLimit"), "memory": r.get("memory")},
+                }  # fmt: skip
+                pod_security = r.get("podSecurityContext") or {}
+                found.append(Container(
+                    f"{_name(doc)}: {role}", r.get("image", spec.get("image")), resources,
+                    r.get("securityContext") or {}, pod_security, r.get("env") or [],
+                    owner_kind=kind,
+                ))  # fmt: skip
+                for key in ("initContainers", "sidecars"):
+                    for c in r.get(key, []):
+                        found.append(Container(
+                            f"{_name(doc)}: {role} {key[:-1]} {c['name']}", c.get("image"),
+                            c.get("resources") or {}, c.get("securityContext") or {},
+                            pod_security, c.get("env") or [], init=key == "initContainers",
+                            owner_kind=kind,
+                        ))  # fmt: skip
+        elif kind == "KafkaNodePool":
+            # the image is the operator's (pinned by the Strimzi version), unless Kafka sets one
+            found.append(Container(
+                f"{_name(doc)}: kafka", None, spec.get("resources") or {},
+                dig(spec, "template", "kafkaContainer", "securityContext") or {},
+                dig(spec, "template", "pod", "securityContext") or {}, owner_kind=kind,
+            ))  # fmt: skip
+        elif kind == "Kafka":
+            operators = spec.get("entityOperator") or {}
+            for operator in ("topicOperator", "userOperator"):
+                if operator in operators:
+                    template = operators.get("template") or {}
+                    found.append(Container(
+                        f"{_name(doc)}: {operator}", operators[operator].get("image"),
+                        operators[operator].get("resources") or {},
+                        dig(template, f"{operator}Container", "securityContext") or {},
+                        dig(template, "pod", "securityContext") or {}, owner_kind=kind,
+                    ))  # fmt: skip
+            if dig(spec, "kafka", "image"):
+                found.append(Container(f"{_name(doc)}: kafka image", spec["kafka"]["image"],
+                                       {}, {}, {}, owner_kind="image-only"))  # fmt: skip
+    return found
+
+
+def resource_violations(docs: list[dict[str, Any]]) -> list[str]:
+    """Every container has cpu and memory requests and limits."""
+    out = []
+    for c in containers(docs):
+        if c.owner_kind == "image-only":
+            continue
+        for kind in ("requests", "limits"):
+            for resource in ("cpu", "memory"):
+                if not dig(c.resources, kind, resource):
+                    out.append(f"{c.where}: no {resource} in {kind}")
+    return out
+
+
+def non_root_violations(docs: list[dict[str, Any]]) -> list[str]:
+    """Every container runs as non-root: runAsNonRoot (its own or its pod's), never uid 0."""
+    out = []
+    for c in containers(docs):
+        if c.owner_kind == "image-only":
+            continue
+        non_root = c.security.get("runAsNonRoot", c.pod_security.get("runAsNonRoot"))
+        user = c.security.get("runAsUser", c.pod_security.get("runAsUser"))
+        if non_root is not True:
+            out.append(f"{c.where}: runAsNonRoot is not true")
+        if user is not None and int(user) == 0:
+            out.append(f"{c.where}: runs as uid 0")
+    return out
+
+
+def capability_violations(docs: list[dict[str, Any]]) -> list[str]:
+    """Every container drops ALL capabilities, adds none, cannot escalate, is not privileged."""
+    out = []
+    for c in containers(docs):
+        if c.owner_kind == "image-only":
+            continue
+        capabilities = c.security.get("capabilities") or {}
+        if "ALL" not in (capabilities.get("drop") or []):
+            out.append(f"{c.where}: does not drop ALL capabilities")
+        if capabilities.get("add"):
+            out.append(f"{c.where}: adds capabilities {capabilities['add']}")
+        if c.security.get("allowPrivilegeEscalation") is not False:
+            out.append(f"{c.where}: allowPrivilegeEscalation is not false")
+        if c.security.get("privileged"):
+            out.append(f"{c.where}: privileged")
+    for doc in docs:
+        pod = dig(doc, *POD_SPECS[doc["kind"]]) if doc["kind"] in POD_SPECS else None
+        for key in ("hostNetwork", "hostPID", "hostIPC"):
+            if pod and pod.get(key):
+                out.append(f"{_name(doc)}: {key}")
+    return out
+
+
+def image_violations(docs: list[dict[str, Any]]) -> list[str]:
+    """Every image is pinned: a tag other than `latest`, or a digest."""
+    out = []
+    for c in containers(docs):
+        if c.image is None:
+            continue
+        if "@sha256:" in c.image:
+            continue
+        _, _, tag = c.image.rpartition("/")[2].partition(":")
+        if not tag or tag == "latest":
+            out.append(f"{c.where}: image {c.image} has no pinned tag")
+    return out
+
+
+def probe_violations(docs: list[dict[str, Any]]) -> list[str]:
+    """Every container of a Deployment has a readiness and a liveness probe."""
+    return [
+        f"{c.where}: no {probe}"
+        for c in containers(docs) if c.owner_kind == "Deployment" and not c.init
+        for probe in ("readinessProbe", "livenessProbe") if not c.probes.get(probe)
+    ]  # fmt: skip
+
+
+def rbac_violations(docs: list[dict[str, Any]]) -> list[str]:
+    """No wildcard verbs, resources or API groups; nothing bound to cluster-admin (nor to the
+    built-in admin and edit roles)."""
+    out = []
+    for doc in docs:
+        if doc["kind"] in ("Role", "ClusterRole"):
+            for rule in doc.get("rules") or []:
+                for key in ("verbs", "resources", "apiGroups", "resourceNames", "nonResourceURLs"):
+                    if any("*" in item for item in rule.get(key) or []):
+                        out.append(f"{_name(doc)}: wildcard in {key}: {rule[key]}")
+            if doc.get("aggregationRule"):
+                out.append(f"{_name(doc)}: aggregates other roles")
+        if doc["kind"] in ("RoleBinding", "ClusterRoleBinding"):
+            if doc["roleRef"]["name"] in BROAD_ROLES:
+                out.append(f"{_name(doc)}: binds {doc['roleRef']['name']}")
+            for subject in doc.get("subjects") or []:
+                if subject.get("name") in ("system:masters", "system:authenticated",
+                                           "system:unauthenticated"):  # fmt: skip
+                    out.append(f"{_name(doc)}: binds the group {subject['name']}")
+    return out
+
+
+def secret_violations(docs: list[dict[str, Any]], again: list[dict[str, Any]]) -> list[str]:
+    """No credential is a literal of the chart or its values. A Secret the chart renders holds
+    only what it generates at install (so two renderings differ in every value); credentials in
+    containers' environment come from Secrets (valueFrom), never a literal value; ConfigMaps hold
+    no credential-looking key."""
+    out = []
+    second = {_name(d): d for d in objects(again, "Secret")}
+    for secret in objects(docs, "Secret"):
+        where = _name(secret)
+        if secret.get("stringData"):
+            out.append(f"{where}: stringData is a literal")
+        other = second.get(where, {}).get("data") or {}
+        for key, value in (secret.get("data") or {}).items():
+            if other.get(key) == value:
+                out.append(f"{where}: {key} is the same in every rendering (a literal)")
+    for c in containers(docs):
+        for variable in c.env:
+            if CREDENTIAL_NAME.search(variable["name"]) and "value" in variable:
+                out.append(f"{c.where}: {variable['name']} is a literal, not from a Secret")
+    for configmap in objects(docs, "ConfigMap"):
+        for key in configmap.get("data") or {}:
+            if CREDENTIAL_NAME.search(key):
+                out.append(f"{_name(configmap)}: {key} in a ConfigMap")
+    return out
+
+
+def assert_none(violations: list[str]) -> None:
+    assert not violations, "policy violations:\n" + "\n".join(violations)
+
+
+def test_every_container_has_cpu_and_memory_requests_and_limits(
+    any_docs: list[dict[str, Any]],
+) -> None:
+    assert len(containers(any_docs)) >= 8
+    assert_none(resource_violations(any_docs))
+
+
+def test_every_container_runs_as_non_root(any_docs: list[dict[str, Any]]) -> None:
+    assert_none(non_root_violations(any_docs))
+    for owner, spec in pod_templates(any_docs):
+        assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", owner
+
+
+def test_every_container_drops_all_capabilities(any_docs: list[dict[str, Any]]) -> None:
+    assert_none(capability_violations(any_docs))
+
+
+def test_no_image_is_latest_or_untagged(any_docs: list[dict[str, Any]]) -> None:
+    assert_none(image_violations(any_docs))
+
+
+def test_deployments_have_readiness_and_liveness_probes(any_docs: list[dict[str, Any]]) -> None:
+    assert objects(any_docs, "Deployment")
+    assert_none(probe_violations(any_docs))
+
+
+def test_rbac_has_no_wildcards_and_no_cluster_admin(any_docs: list[dict[str, Any]]) -> None:
+    assert objects(any_docs, "Role")
+    assert_none(rbac_violations(any_docs))
+
+
+def test_secrets_are_never_rendered_with_literal_credentials(any_env: str) -> None:
+    docs = rendered(any_env)
+    assert objects(docs, "Secret"), "the Airflow keys and database password are generated"
+    assert_none(secret_violations(docs, rendered_again(any_env)))
+
+
+def _set(doc: dict[str, Any], path: tuple[Any, ...], value: Any) -> None:
+    for key in path[:-1]:
+        doc = doc[key]
+    if value is DELETE:
+        del doc[path[-1]]
+    else:
+        doc[path[-1]] = value
+
+
+DELETE = object()
+POD = ("spec", "template", "spec")
+
+
+@pytest.mark.parametrize(
+    ("check", "kind", "name", "path", "value"),
+    [
+        ("resources", "StatefulSet", "beatlytica-producer",
+         (*POD, "containers", 0, "resources", "limits", "cpu"), DELETE),
+        ("resources", "Deployment", "beatlytica-fake-gcs",
+         (*POD, "initContainers", 0, "resources"), DELETE),
+        ("resources", "SparkApplication", "beatlytica-stream", ("spec", "executor", "coreLimit"),
+         DELETE),
+        ("resources", "KafkaNodePool", "dual", ("spec", "resources", "requests"), DELETE),
+        ("non-root", "StatefulSet", "beatlytica-airflow-postgres",
+         (*POD, "securityContext", "runAsNonRoot"), False),
+        ("non-root", "Deployment", "beatlytica-dashboard",
+         (*POD, "containers", 0, "securityContext", "runAsUser"), 0),
+        ("non-root", "SparkApplication", "beatlytica-stream",
+         ("spec", "driver", "podSecurityContext", "runAsNonRoot"), DELETE),
+        ("capabilities", "Deployment", "beatlytica-fake-gcs",
+         (*POD, "initContainers", 0, "securityContext", "capabilities"), DELETE),
+        ("capabilities", "Deployment", "beatlytica-dashboard",
+         (*POD, "containers", 0, "securityContext", "allowPrivilegeEscalation"), True),
+        ("capabilities", "Kafka", "beatlytica",
+         ("spec", "entityOperator", "template", "userOperatorContainer", "securityContext",
+          "capabilities", "drop"), []),
+        ("capabilities", "KafkaNodePool", "dual",
+         ("spec", "template", "kafkaContainer", "securityContext", "capabilities", "add"),
+         ["NET_ADMIN"]),
+        ("image", "Deployment", "beatlytica-dashboard", (*POD, "containers", 0, "image"),
+         "beatlytica/beatlytica-dashboard:latest"),
+        ("image", "StatefulSet", "beatlytica-producer", (*POD, "containers", 0, "image"),
+         "beatlytica/beatlytica-producer"),
+        ("image", "SparkApplication", "beatlytica-stream", ("spec", "image"),
+         "apache/spark:latest"),
+        ("probes", "Deployment", "beatlytica-dashboard",
+         (*POD, "containers", 0, "readinessProbe"), DELETE),
+        ("probes", "Deployment", "beatlytica-fake-gcs",
+         (*POD, "containers", 0, "livenessProbe"), DELETE),
+        ("rbac", "Role", "beatlytica-pod-tasks", ("rules", 0, "verbs"), ["*"]),
+        ("rbac", "Role", "beatlytica-stream-driver", ("rules", 1, "resources"), ["*"]),
+        ("rbac", "RoleBinding", "beatlytica-pod-tasks", ("roleRef", "name"), "cluster-admin"),
+        ("secrets", "StatefulSet", "beatlytica-producer",
+         (*POD, "containers", 0, "env", 2), {"name": "BEATLYTICA_KAFKA_PASSWORD", "value": "x"}),
+        ("secrets", "ConfigMap", "beatlytica-settings", ("data", "BEATLYTICA_KAFKA_PASSWORD"),
+         "x"),
+        ("secrets", "Secret", "beatlytica-airflow-fernet-key", ("data", "fernet-key"),
+         "bGl0ZXJhbA=="),
+    ],
+)  # fmt: skip
+def test_each_policy_catches_its_violation(check: str, kind: str, name: str,
+                                           path: tuple[Any, ...], value: Any) -> None:  # fmt: skip
+    """The policy checks fail when they should: one rendered object broken, its violations (and
+    only its) reported."""
+    docs, again = rendered("kind"), rendered_again("kind")
+
+    def first(found: list[dict[str, Any]]) -> dict[str, Any]:
+        return next(d for d in objects(found, kind) if d["metadata"]["name"] == name)
+
+    _set(first(docs), path, value)
+    if check == "secrets" and kind == "Secret":
+        _set(first(again), path, value)  # the same literal in every rendering
+    found = {
+        "resources": resource_violations, "non-root": non_root_violations,
+        "capabilities": capability_violations, "image": image_violations,
+        "probes": probe_violations, "rbac": rbac_violations,
+        "secrets": lambda d: secret_violations(d, again),
+    }[check](docs)  # fmt: skip
+    assert found and all(f"/{name}:" in line for line in found), found
 
 
 def test_images_are_ours_and_pulled_if_not_present(env: str, docs: list[dict[str, Any]]) -> None:
     registry = environment_values(env)["beatlytica"]["images"]["registry"]
-    ours = re.compile(rf"^{re.escape(registry)}/beatlytica-(producer|spark):0\.1\.0$")
+    ours = re.compile(rf"^{re.escape(registry)}/beatlytica-(producer|spark|dashboard):0\.1\.0$")
     app = one(docs, "SparkApplication", "beatlytica-stream")["spec"]
     assert ours.match(app["image"]) and app["imagePullPolicy"] == "IfNotPresent"
-    producer = one(docs, "StatefulSet", "beatlytica-producer")["spec"]["template"]["spec"]
-    assert ours.match(producer["containers"][0]["image"])
-    assert producer["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+    for kind, name in (("StatefulSet", "beatlytica-producer"),
+                       ("Deployment", "beatlytica-dashboard")):  # fmt: skip
+        spec = one(docs, kind, name)["spec"]["template"]["spec"]
+        assert ours.match(spec["containers"][0]["image"])
+        assert spec["containers"][0]["imagePullPolicy"] == "IfNotPresent"
     assert settings_configmaps(docs)[0]["data"]["BEATLYTICA_IMAGE_REGISTRY"] == registry
     for _, spec in pod_templates(docs):
         for container in spec.get("initContainers", []) + spec["containers"]:
-            assert not container["image"].endswith(":latest") and ":" in container["image"]
             assert "bitnami" not in container["image"]
+
+
+# --- the dashboard ------------------------------------------------------------------------------
+
+
+def dashboard_values(env: str) -> dict[str, Any]:
+    return merge(load_yaml(CHART / "values.yaml"), chart_values(env))
+
+
+def test_dashboard_serves_streamlit_next_to_the_warehouse(any_env: str) -> None:
+    """A Deployment in the jobs namespace (where the warehouse and its settings are) running
+    `beatlytica dashboard --serve` on the values' port, probed on Streamlit's health endpoint,
+    behind a Service of the same port, as its own ServiceAccount without an API token."""
+    from beatlytica.cli import build_parser
+
+    docs, values = rendered(any_env), dashboard_values(any_env)
+    jobs, port = values["jobs"]["namespace"], values["dashboard"]["port"]
+    deployment = one(docs, "Deployment", "beatlytica-dashboard")
+    assert deployment["metadata"]["namespace"] == jobs
+    assert deployment["spec"]["replicas"] == values["dashboard"]["replicas"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    args = build_parser().parse_args(container["args"])
+    assert (args.command, args.serve, args.port) == ("dashboard", True, port)
+    assert container["ports"] == [{"name": "http", "containerPort": port}]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/_stcore/health", "port": "http"}
+    assert container["envFrom"] == [{"configMapRef": {"name": "beatlytica-settings"}}]
+    assert [c for c in settings_configmaps(docs) if c["metadata"].get("namespace") == jobs]
+    assert container["resources"] == values["dashboard"]["resources"]
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    service = one(docs, "Service", "beatlytica-dashboard")
+    assert service["metadata"]["namespace"] == jobs
+    assert service["spec"]["ports"] == [{"name": "http", "port": port, "targetPort": "http"}]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    account = one(docs, "ServiceAccount", pod["serviceAccountName"])
+    assert account["metadata"]["namespace"] == jobs
+    assert pod["automountServiceAccountToken"] is False
+    assert account["automountServiceAccountToken"] is False
+
+
+def test_dashboard_reads_the_duckdb_warehouse_read_only_on_kind() -> None:
+    """On kind the dashboard mounts the claim the pod tasks write, read-only, at the folder of
+    BEATLYTICA_DUCKDB_PATH, the file the app opens (read-only too: data.load)."""
+    docs = rendered("kind")
+    data = settings_configmaps(docs)[0]["data"]
+    settings = Settings(**{k.removeprefix(ENV_PREFIX).lower(): v for k, v in data.items()})
+    pod = one(docs, "Deployment", "beatlytica-dashboard")["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    assert volume["persistentVolumeClaim"] == {"claimName": settings.warehouse_pvc,
+                                               "readOnly": True}  # fmt: skip
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True
+    assert Path(mount["mountPath"]) == settings.duckdb_file.parent
+    claim = one(docs, "PersistentVolumeClaim", settings.warehouse_pvc)
+    deployment = one(docs, "Deployment", "beatlytica-dashboard")
+    assert claim["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    assert "read_only=True" in (ROOT / "src/beatlytica/dashboard/data.py").read_text()
+
+
+def test_dashboard_reads_bigquery_as_its_own_google_service_account() -> None:
+    """On GKE no volume: the ServiceAccount is bound to the dashboard's Google service account,
+    which k8s/gke/setup.sh lets read the marts dataset and run query jobs, nothing else."""
+    docs, values = rendered("gke"), dashboard_values("gke")
+    pod = one(docs, "Deployment", "beatlytica-dashboard")["spec"]["template"]["spec"]
+    assert not [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    account = one(docs, "ServiceAccount", pod["serviceAccountName"])
+    gsa = values["gcp"]["workloadIdentity"]["serviceAccounts"]["dashboard"]
+    annotation = account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
+    assert annotation == f"{gsa}@my-gcp-project.iam.gserviceaccount.com"
+    script = (ROOT / "k8s" / "gke" / "setup.sh").read_text()
+    roles = re.findall(rf"^dataset_role {gsa} (\w+) (\S+)$", script, re.M)
+    assert roles == [(values["warehouse"]["bigquery"]["dataset"], "roles/bigquery.dataViewer")]
+    project_roles = re.findall(rf"serviceAccount:\$\(gsa {gsa}\)\" --role (\S+)", script)
+    assert project_roles == ["roles/bigquery.jobUser"]
+    assert not re.search(rf"^bucket_role {gsa} ", script, re.M), "the dashboard reads no bucket"
+
+
+def test_dashboard_network_policy_admits_its_port(any_env: str) -> None:
+    """The jobs namespace denies everything: the dashboard's policy opens its port to clients,
+    and lets it resolve names and, on BigQuery, reach the Google APIs."""
+    docs, values = rendered(any_env), dashboard_values(any_env)
+    policy = one(docs, "NetworkPolicy", "beatlytica-dashboard")
+    assert policy["metadata"]["namespace"] == values["jobs"]["namespace"]
+    labels = one(docs, "Deployment", "beatlytica-dashboard")["spec"]["template"]["metadata"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels["labels"].items()
+    assert policy["spec"]["ingress"] == [
+        {"ports": [{"protocol": "TCP", "port": values["dashboard"]["port"]}]}
+    ]
+    egress_ports = {(p["protocol"], p["port"]) for rule in policy["spec"]["egress"]
+                    for p in rule.get("ports", [])}  # fmt: skip
+    assert {("UDP", 53), ("TCP", 53)} <= egress_ports
+    assert (("TCP", 443) in egress_ports) == (values["warehouse"]["backend"] == "bigquery")
+
+
+def test_pod_task_policy_selects_the_factorys_pods_only() -> None:
+    """The pod tasks' egress policy selects the labels the pod-task factory puts on its pods, so
+    the dashboard in the same namespace gets only its own policy's flows."""
+    tree = ast.parse((ROOT / "src" / "beatlytica" / "orchestration.py").read_text())
+    function = next(n for n in ast.walk(tree)
+                    if isinstance(n, ast.FunctionDef) and n.name == "pod_labels")  # fmt: skip
+    returned = next(n.value for n in ast.walk(function) if isinstance(n, ast.Return))
+    assert isinstance(returned, ast.Dict)
+    constant = {
+        k.value: v.value for k, v in zip(returned.keys, returned.values, strict=True)
+        if isinstance(k, ast.Constant) and isinstance(v, ast.Constant)
+    }  # fmt: skip
+    for env in ENVIRONMENTS:
+        selector = one(rendered(env), "NetworkPolicy", "beatlytica-pod-tasks")["spec"]
+        assert selector["podSelector"]["matchLabels"].items() <= constant.items()
+        dashboard = one(rendered(env), "Deployment", "beatlytica-dashboard")
+        assert not selector["podSelector"]["matchLabels"].items() <= (
+            dashboard["spec"]["template"]["metadata"]["labels"].items()
+        )
+
+
+@pytest.mark.parametrize("replicas", [1, 2, 3])
+def test_dashboard_gets_a_disruption_budget_with_more_than_one_replica(replicas: int) -> None:
+    docs = render_chart(merge(chart_values("kind"), {"dashboard": {"replicas": replicas}}))
+    budgets = [p for p in objects(docs, "PodDisruptionBudget")
+               if p["metadata"]["name"] == "beatlytica-dashboard"]  # fmt: skip
+    if replicas == 1:
+        assert not budgets
+        return
+    (budget,) = budgets
+    assert budget["metadata"]["namespace"] == "beatlytica-jobs"
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "dashboard"
+
+
+def test_dashboard_can_be_switched_off() -> None:
+    docs = render_chart(merge(chart_values("kind"), {"dashboard": {"enabled": False}}))
+    assert not [d for d in docs if d["metadata"]["name"] == "beatlytica-dashboard"]
 
 
 # --- the umbrella chart -------------------------------------------------------------------------
@@ -693,21 +1316,39 @@ def test_chart_lock_is_in_sync() -> None:
     assert lock["digest"] == helm_lock_digest(chart, lock)
 
 
-def test_helm_accepts_the_lock(tmp_path: Path) -> None:
-    """`helm dependency build` checks the lock before it needs the network: offline it must fail
-    for the missing repositories, never for a lock out of sync with Chart.yaml."""
+def helm_dependency_build(tmp_path: Path, lock: str | None = None) -> str:
+    """`helm dependency build` of a copy of the umbrella (with ``lock`` as its Chart.lock), with
+    no repositories configured and no network; its stderr."""
     shutil.copytree(PLATFORM, tmp_path / "platform")
     shutil.copytree(CHART, tmp_path / "beatlytica")
+    if lock is not None:
+        (tmp_path / "platform" / "Chart.lock").write_text(lock)
     result = subprocess.run(
         [str(HELM), "dependency", "build", "platform"], cwd=tmp_path, capture_output=True,
         text=True, timeout=120, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
-    assert "out of sync" not in result.stderr, result.stderr
+    assert result.returncode != 0, "the upstream repositories cannot be reached here"
+    return result.stderr
 
 
-def test_umbrella_renders_beatlytica_with_each_environment(tmp_path: Path) -> None:
-    """The umbrella with only its local dependency (the upstream charts cannot be fetched here):
-    its values files reach Beatlytica's chart through the umbrella, `global` included."""
+def test_helm_accepts_the_lock(tmp_path: Path) -> None:
+    """`helm dependency build` checks the lock before it needs the network: offline it fails for
+    the repositories it has no definition of, never for a lock out of sync with Chart.yaml."""
+    stderr = helm_dependency_build(tmp_path)
+    assert "out of sync" not in stderr, stderr
+    assert "no repository definition" in stderr, stderr
+
+
+def test_helm_rejects_a_lock_out_of_sync(tmp_path: Path) -> None:
+    """...and the same Helm does check it: a lock of other dependencies is refused."""
+    lock = (PLATFORM / "Chart.lock").read_text().replace("version: 2.5.2", "version: 2.5.1")
+    stderr = helm_dependency_build(tmp_path, lock)
+    assert "out of sync" in stderr, stderr
+
+
+def local_umbrella(tmp_path: Path) -> Path:
+    """A copy of the umbrella with only its local dependency, built (`helm dependency build`
+    of a `file://` chart works offline; the upstream charts cannot be fetched here)."""
     platform = tmp_path / "platform"
     shutil.copytree(PLATFORM, platform)
     shutil.copytree(CHART, tmp_path / "beatlytica")
@@ -717,6 +1358,13 @@ def test_umbrella_renders_beatlytica_with_each_environment(tmp_path: Path) -> No
     (platform / "Chart.lock").unlink()
     built = helm("dependency", "build", str(platform))
     assert built.returncode == 0, built.stderr
+    return platform
+
+
+def test_umbrella_renders_beatlytica_with_each_environment(tmp_path: Path) -> None:
+    """The umbrella with only its local dependency: its values files reach Beatlytica's chart
+    through the umbrella, `global` included."""
+    platform = local_umbrella(tmp_path)
     for env in ENVIRONMENTS:
         result = helm("template", RELEASE, str(platform), "--namespace", NAMESPACE,
                       "--kube-version", KUBE_VERSION, "--values",
@@ -725,6 +1373,16 @@ def test_umbrella_renders_beatlytica_with_each_environment(tmp_path: Path) -> No
         docs = [d for d in yaml.safe_load_all(result.stdout) if d]
         expected = {(d["kind"], d["metadata"]["name"]) for d in rendered(env)}
         assert {(d["kind"], d["metadata"]["name"]) for d in docs} == expected
+
+
+def test_umbrella_lints_strict_with_each_environment(tmp_path: Path) -> None:
+    """`helm lint --strict` of the umbrella (with its local dependency) and each values file."""
+    platform = local_umbrella(tmp_path)
+    for env in ENVIRONMENTS:
+        result = helm("lint", "--strict", str(platform), "--namespace", NAMESPACE,
+                      "--kube-version", KUBE_VERSION, "--values",
+                      str(platform / f"values-{env}.yaml"))  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 def leaf_paths(values: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:

@@ -17,11 +17,22 @@ import pytest
 from tests.helpers import ROOT
 from tests.unit.test_helm_charts import environment_values, one, rendered, settings_configmaps
 
-IMAGES = ("producer", "spark", "loader", "dbt", "airflow")
-#: the pyproject extra each image installs from uv.lock (Spark brings pyspark itself)
-EXTRAS = {"producer": "producer", "loader": "loader", "dbt": "dbt", "airflow": "airflow"}
+IMAGES = ("producer", "spark", "loader", "dbt", "airflow", "dashboard")
+#: the pyproject extras each image installs from uv.lock (Spark brings pyspark itself)
+EXTRAS = {
+    "producer": ("producer",),
+    "loader": ("loader",),
+    "dbt": ("dbt",),
+    "airflow": ("airflow",),
+    "dashboard": ("dashboard",),
+}
 #: the `beatlytica` subcommands each image runs (the chart, the DAGs' pod tasks)
-COMMANDS = {"producer": {"generate"}, "loader": {"load", "reconcile"}, "dbt": {"dbt", "dbt-docs"}}
+COMMANDS = {
+    "producer": {"generate"},
+    "loader": {"load", "reconcile"},
+    "dbt": {"dbt", "dbt-docs"},
+    "dashboard": {"dashboard"},
+}
 
 
 @dataclass
@@ -101,10 +112,10 @@ def test_final_stage_runs_as_a_numeric_non_root_user(image: str) -> None:
 @pytest.mark.parametrize("image", [i for i in IMAGES if i != "spark"])
 def test_python_comes_from_the_lock(image: str) -> None:
     text = re.sub(r"\\\n", " ", dockerfile(image).read_text())
-    extra = EXTRAS[image]
-    assert f"uv export --frozen --no-dev --extra {extra} --no-emit-project" in text
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert extra in extras["optional-dependencies"]
+    extras = " ".join(f"--extra {extra}" for extra in EXTRAS[image])
+    assert f"uv export --frozen --no-dev {extras} --no-emit-project" in text
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert set(EXTRAS[image]) <= set(declared["optional-dependencies"])
     assert "uv pip install --no-deps ." in text or "uv build --wheel" in text
 
 
@@ -130,6 +141,34 @@ def test_entrypoint_is_a_thin_beatlytica_command(image: str) -> None:
     assert COMMANDS[image] <= set(subparsers.choices)
     default = json.loads(final.all("CMD")[-1])
     assert default[0] in COMMANDS[image]
+
+
+def test_dashboard_image_serves_the_charts_port_as_the_charts_user() -> None:
+    """The dashboard image runs `beatlytica dashboard --serve` on the chart's port, as the
+    chart's numeric user, headless, with HOME and its scratch under /tmp (the chart's emptyDir
+    on a read-only root filesystem), and holds what the app needs for both warehouses."""
+    from beatlytica.cli import build_parser
+
+    final = parse(dockerfile("dashboard"))[-1]
+    args = build_parser().parse_args(json.loads(final.all("CMD")[-1]))
+    deployment = one(rendered("kind"), "Deployment", "beatlytica-dashboard")
+    pod = deployment["spec"]["template"]["spec"]
+    chart_args = build_parser().parse_args(pod["containers"][0]["args"])
+    assert (args.command, args.serve) == ("dashboard", True)
+    assert (chart_args.command, chart_args.serve) == ("dashboard", True)
+    assert args.port == chart_args.port == int(final.all("EXPOSE")[-1])
+    assert final.all("USER")[-1] == str(pod["securityContext"]["runAsUser"]) == "10001"
+    env = env_of(final)
+    assert env["HOME"].startswith("/tmp") and env["BEATLYTICA_HOME"].startswith("/tmp/")
+    assert {"name": "tmp", "mountPath": "/tmp"} in pod["containers"][0]["volumeMounts"]
+    assert env["STREAMLIT_SERVER_HEADLESS"] == "true"
+    assert env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] == "false"
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {"streamlit", "duckdb", "google-cloud-bigquery"}
+    installed = {re.split(r"[<>=!~\[; ]", requirement)[0]
+                 for extra in EXTRAS["dashboard"]
+                 for requirement in declared["optional-dependencies"][extra]}  # fmt: skip
+    assert wanted <= installed
 
 
 def test_producer_default_command_is_the_realtime_kafka_generator() -> None:

