@@ -38,7 +38,3 @@ def parse_utc(value: str) -> datetime:
 
 def to_epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
-
-
-def from_epoch_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
