@@ -6,25 +6,10 @@ source as (
 
 ),
 
-ranked as (
-
-    select
-        *,
-        -- the same event_id always has the same ts, hence the same event_date: ranking
-        -- within (event_date, event_id) lets a filter on event_date reach the source
-        row_number() over (
-            partition by event_date, event_id
-            order by kafka_timestamp, kafka_partition, kafka_offset
-        ) as copy_number
-    from source
-
-),
-
 deduplicated as (
 
     -- the earliest Kafka record of an event wins, as in the loader
-    select * from ranked
-    where copy_number = 1
+    {{ beatlytica.first_kafka_record('source') }}
 
 ),
 
