@@ -28,6 +28,8 @@ setup: $(VENV)/.synced jars tools ## uv, the virtualenv, the jars and the emulat
 # deployment targets and tools (helm, …) live in k8s/deploy.mk; it adds to DEPLOY_TOOLS
 DEPLOY_TOOLS :=
 -include k8s/deploy.mk
+# the local one-node cluster (cluster-up, cluster-test, …)
+include k8s/local/cluster.mk
 
 tools: $(TOOLS)/fake-gcs-server chromium $(DEPLOY_TOOLS) ## emulators and binaries the tests use
 

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Images for the local cluster, built here and imported into its containerd; none is pulled.
+#
+#   images.sh docker-up        start the Docker engine (Debian's docker.io) on our own socket
+#   images.sh docker-down      stop it by its recorded PID
+#   images.sh infra            the cluster's own images (pause, CoreDNS, local-path, the Debian base)
+#   images.sh standins         test-only stand-ins of the upstream base images (images/standins/)
+#   images.sh project          the six Beatlytica images from their Dockerfiles, unchanged
+#                              (BEATLYTICA_IMAGE_TAG names the tag), and the local Kafka broker
+#   images.sh import IMAGE...  into the cluster's containerd (k8s.io namespace), if not there yet
+#   images.sh import-project   the project's images and the Kafka broker's, the same way
+#
+# The engine's data lives in the cache ($DOCKER_ROOT), so a second build reuses every layer.
+source "$(dirname "$0")/lib.sh"
+
+STANDINS_DIR=$ROOT/images/standins
+# in build order: a stand-in may start FROM one built before it
+STANDINS=(python uv maven spark airflow postgres fake-gcs-server)
+PROJECT_IMAGES=(producer spark loader dbt airflow dashboard)
+
+docker_up() {
+  if alive dockerd && docker info >/dev/null 2>&1; then return; fi
+  mkdir -p "$RUN" "$LOGS" "$DOCKER_ROOT"
+  # no bridge, no iptables rules, no masquerading: builds run with --network host, and the
+  # engine adds nothing to the host's network that `down` would have to remove
+  nohup dockerd --data-root "$DOCKER_ROOT" --exec-root "$RUN/docker-exec" --pidfile "$RUN/dockerd.pid" \
+    -H "$DOCKER_HOST" --bridge=none --iptables=false --ip-masq=false --ip-forward=false \
+    --storage-driver=overlay2 >"$LOGS/dockerd.log" 2>&1 &
+  for _ in $(seq 60); do docker info >/dev/null 2>&1 && return; sleep 1; done
+  die "the Docker engine did not start: $(tail -n 1 "$LOGS/dockerd.log") (log: $LOGS/dockerd.log)"
+}
+
+docker_down() {
+  local pid; pid=$(pid_of dockerd)
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+  kill "$pid"
+  for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -9 "$pid" 2>/dev/null || true
+  say "stopped dockerd ($pid)"
+}
+
+have() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# --- the Debian base: debootstrap (minbase) from the Debian mirror, kept in the cache ----------
+DEBIAN_ROOTFS=$CACHE/debian-bookworm/rootfs
+base() {
+  have "$HELPER_IMAGE" && have debian:bookworm-slim && return
+  command -v debootstrap >/dev/null || die "debootstrap is not installed (k8s/local/host.sh installs it)"
+  if [ ! -f "$DEBIAN_ROOTFS/.done" ]; then
+    say "debootstrap bookworm (minbase) into $DEBIAN_ROOTFS"
+    rm -rf "$DEBIAN_ROOTFS" && mkdir -p "$DEBIAN_ROOTFS"
+    debootstrap --variant=minbase --include=ca-certificates bookworm "$DEBIAN_ROOTFS" \
+      http://deb.debian.org/debian >"${TMPDIR:-/tmp}/beatlytica-debootstrap.log" 2>&1 \
+      || die "debootstrap failed (log: ${TMPDIR:-/tmp}/beatlytica-debootstrap.log)"
+    rm -rf "$DEBIAN_ROOTFS"/var/cache/apt/archives/*.deb "$DEBIAN_ROOTFS"/var/lib/apt/lists/*
+    touch "$DEBIAN_ROOTFS/.done"
+  fi
+  # Test-only: the machine's own extra CA certificates (a TLS-inspecting egress proxy here),
+  # so that apt, pip, uv and Maven inside image builds reach the registries. Only stand-ins
+  # carry them; they never go into an image a user builds.
+  local ca=$DEBIAN_ROOTFS/usr/local/share/ca-certificates
+  mkdir -p "$ca" && find "$ca" -name '*.crt' -delete
+  if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    cp /usr/local/share/ca-certificates/*.crt "$ca/"
+  fi
+  chroot "$DEBIAN_ROOTFS" update-ca-certificates >/dev/null 2>&1 || die "update-ca-certificates in the Debian base failed"
+  tar -C "$DEBIAN_ROOTFS" --exclude=./.done -c . | docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["bash"]' - debian:bookworm-slim >/dev/null
+  docker tag debian:bookworm-slim "$HELPER_IMAGE"
+  say "built debian:bookworm-slim (stand-in, from debootstrap) and $HELPER_IMAGE"
+}
+
+# a single static binary as a one-file image: import_binary <image> <binary> <path in image>
+import_binary() {
+  have "$1" && return
+  local dir; dir=$(mktemp -d)
+  mkdir -p "$dir/$(dirname "$3")" && cp "$2" "$dir/$3"
+  tar -C "$dir" -c . | docker import --change "ENTRYPOINT [\"/$3\"]" - "$1" >/dev/null
+  rm -rf "$dir"
+  say "built $1"
+}
+
+infra() {
+  docker_up
+  base
+  import_binary "$PAUSE_IMAGE" "$PAUSE_BIN" pause
+  import_binary "$COREDNS_IMAGE" "$COREDNS_BIN" coredns
+  import_binary "$LOCAL_PATH_IMAGE" "$LOCAL_PATH_BIN" usr/bin/local-path-provisioner
+}
+
+# the upstream name a stand-in replaces: the `# stand-in for:` line of its Dockerfile
+standin_tag() { sed -n 's/^# stand-in for: *//p' "$STANDINS_DIR/$1/Dockerfile" | head -n 1; }
+
+build() { # <tag> <docker build arguments...>
+  local tag=$1 start=$SECONDS log; shift
+  log="$LOGS/build-$(echo "$tag" | tr '/:' '__').log"
+  mkdir -p "$LOGS"
+  docker build --network host -t "$tag" "$@" >"$log" 2>&1 \
+    || die "building $tag failed: $(grep -v '^\s*$' "$log" | tail -n 1) (log: $log)"
+  say "built $tag in $((SECONDS - start)) s"
+}
+
+# the build context of a stand-in: its folder, plus the binary its `# go install:` line names,
+# built from the Go module proxy into the cache (keyed by module version)
+standin_context() { # <name> -> prints the context folder
+  local dir=$STANDINS_DIR/$1 module
+  module=$(sed -n 's/^# go install: *//p' "$dir/Dockerfile" | head -n 1)
+  if [ -z "$module" ]; then echo "$dir"; return; fi
+  command -v go >/dev/null || die "Go is not installed (the $1 stand-in builds $module)"
+  local binary=${module%@*} out=$CACHE/go/${module//\//_}
+  binary=${binary##*/}
+  if [ ! -x "$out/$binary" ]; then
+    mkdir -p "$out.tmp"
+    CGO_ENABLED=0 GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w" "$module" >&2 \
+      || die "go install $module failed"
+    rm -rf "$out" && mv "$out.tmp" "$out"
+  fi
+  local context; context=$(mktemp -d)
+  cp -r "$dir/." "$context/" && cp "$out/$binary" "$context/"
+  echo "$context"
+}
+
+standins() {
+  docker_up
+  base
+  local name tag context
+  for name in "${STANDINS[@]}"; do
+    tag=$(standin_tag "$name")
+    [ -n "$tag" ] || die "images/standins/$name/Dockerfile has no '# stand-in for: <image>' line"
+    context=$(standin_context "$name")
+    build "$tag" "$context"
+    [ "$context" = "$STANDINS_DIR/$name" ] || rm -rf "$context"
+  done
+}
+
+project() {
+  local tag=${BEATLYTICA_IMAGE_TAG:?set BEATLYTICA_IMAGE_TAG (the Makefile computes it)} name
+  standins
+  for name in "${PROJECT_IMAGES[@]}"; do
+    build "beatlytica/beatlytica-$name:$tag" -f "$ROOT/images/$name/Dockerfile" "$ROOT"
+  done
+  build "$KAFKA_IMAGE" --build-arg "KAFKA_VERSION=$(kafka_version)" -f "$LOCAL_DIR/kafka/Dockerfile" "$ROOT"
+}
+
+# the Kafka version of the local broker's pom (jars/kafka/pom.xml), the one the tests run
+kafka_version() { sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/jars/kafka/pom.xml"; }
+
+import() {
+  [ -S "$CONTAINERD_SOCK" ] || die "the cluster's containerd is not running (make cluster-up)"
+  local image missing=() present
+  present=$(ctr -a "$CONTAINERD_SOCK" -n k8s.io images ls -q)
+  for image in "$@"; do
+    have "$image" || die "image $image is not built"
+    # containerd names images as the kubelet asks for them: docker.io/[library/]name:tag
+    local full=$image
+    [[ $image == */*.*/* || $image == *.*/* ]] || { [[ $image == */* ]] && full=docker.io/$image || full=docker.io/library/$image; }
+    grep -qxF "$full" <<<"$present" || missing+=("$image")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  local start=$SECONDS
+  docker save "${missing[@]}" | ctr -a "$CONTAINERD_SOCK" -n k8s.io images import - >/dev/null \
+    || die "importing ${missing[*]} into containerd failed"
+  say "imported ${#missing[@]} image(s) into the cluster in $((SECONDS - start)) s: ${missing[*]}"
+}
+
+import_project() {
+  local tag=${BEATLYTICA_IMAGE_TAG:?set BEATLYTICA_IMAGE_TAG (the Makefile computes it)} name images=()
+  for name in "${PROJECT_IMAGES[@]}"; do images+=("beatlytica/beatlytica-$name:$tag"); done
+  import "${images[@]}" "$KAFKA_IMAGE"
+}
+
+case "${1:-}" in
+  docker-up) docker_up ;;
+  docker-down) docker_down ;;
+  infra) infra ;;
+  standins) standins ;;
+  project) project ;;
+  import) shift; import "$@" ;;
+  import-project) import_project ;;
+  *) die "usage: images.sh docker-up|docker-down|infra|standins|project|import IMAGE...|import-project" ;;
+esac
