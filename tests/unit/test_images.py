@@ -212,8 +212,13 @@ def test_spark_image_holds_the_applications_main_file() -> None:
     app = one(rendered("kind"), "SparkApplication", "beatlytica-stream")["spec"]
     main = app["mainApplicationFile"].removeprefix("local://")
     assert (["spark_jobs/stream_events.py"], main) in copies(parse(dockerfile("spark")))
-    base = parse(dockerfile("spark"))[-1].base
-    assert base.startswith(f"apache/spark:{app['sparkVersion']}-")
+    # Spark itself comes from the official image of the application's Spark version, and the
+    # runtime is the Python every other image runs
+    stages = parse(dockerfile("spark"))
+    spark = next(stage for stage in stages if stage.name == "spark")
+    assert spark.base.startswith(f"apache/spark:{app['sparkVersion']}-")
+    assert "--from=spark /opt/spark/ /opt/spark/" in stages[-1].all("COPY")
+    assert stages[-1].base == parse(dockerfile("producer"))[-1].base
 
 
 def test_dbt_image_holds_the_project_where_the_settings_say() -> None:
