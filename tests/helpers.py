@@ -27,3 +27,14 @@ def run_cli(*args: str, timeout: float = 300, **env: str) -> subprocess.Complete
         env=cli_env(**env),
         cwd=ROOT,
     )
+
+
+def project_versions() -> dict[str, str]:
+    """k8s/local/versions.env: the project's Kubernetes version (kind, the local cluster and the
+    offline schema checks) and the local cluster's component versions."""
+    lines = (ROOT / "k8s" / "local" / "versions.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+#: the one Kubernetes version of the project
+KUBERNETES_VERSION = project_versions()["KUBERNETES_VERSION"]

@@ -13,11 +13,10 @@ from kubernetes.client import ApiClient
 
 from beatlytica.events import TOPIC_NAMES
 from beatlytica.settings import get_settings
-from tests.helpers import ROOT
+from tests.helpers import KUBERNETES_VERSION, ROOT
 
 DAGS = ROOT / "dags"
 #: GKE's regular channel at the time of writing
-KUBERNETES_VERSION = "1.33"
 START = datetime(2026, 11, 1, 5, tzinfo=UTC)
 END = datetime(2026, 11, 1, 6, tzinfo=UTC)
 ALLOWED_IMPORTS = {"__future__", "datetime", "airflow.sdk", "beatlytica.orchestration",

@@ -33,14 +33,14 @@ import yaml
 from beatlytica.events import TOPIC_NAMES
 from beatlytica.settings import ENV_PREFIX, Settings
 from tests.conftest import SHARED
-from tests.helpers import ROOT
+from tests.helpers import KUBERNETES_VERSION, ROOT
 
 HELM = ROOT / ".tools" / "bin" / "helm"
 CHART = ROOT / "charts" / "beatlytica"
 PLATFORM = ROOT / "charts" / "platform"
 SCHEMA = CHART / "values.schema.json"
 #: the oldest GKE minor the charts support (the kind node image is the same version)
-KUBE_VERSION = "1.33.0"
+KUBE_VERSION = KUBERNETES_VERSION  # k8s/local/versions.env: kind, the local cluster, these checks
 RELEASE, NAMESPACE = "beatlytica", "beatlytica"
 ENVIRONMENTS = ("kind", "gke")
 #: what the policies hold for: each environment, and the chart's own defaults (values.yaml alone)
