@@ -60,8 +60,13 @@ $(JARS)/%/.done: jars/%/pom.xml
 demo: setup ## the whole pipeline on this machine, no cluster, no cloud
 	$(BIN)/beatlytica demo
 
-test: setup lint ## everything CI runs: lint, unit and integration tests
-	$(BIN)/pytest
+test: setup lint ## everything CI runs: lint, unit and integration tests; in CI the cluster tests too
+	$(BIN)/pytest --ignore=tests/cluster
+ifeq ($(CI),true)
+	$(MAKE) --no-print-directory cluster-test
+else
+	@echo "make test: the cluster tests (tests/cluster) run in CI and with 'make cluster-test' (root, the local cluster)"
+endif
 
 lint: setup ## ruff
 	$(BIN)/ruff check .

@@ -31,6 +31,5 @@ cluster-deploy: setup $(HELM) cluster-images ## install charts/beatlytica on the
 	KUBECONFIG=$(CLUSTER_KUBECONFIG) BEATLYTICA_IMAGE_TAG=$(IMAGE_TAG) HELM=$(CURDIR)/$(HELM) \
 		PYTHON=$(CURDIR)/$(BIN)/python bash $(LOCAL)/deploy.sh
 
-cluster-test: cluster-deploy ## the cluster tests (tests/cluster) on the local cluster
-	KUBECONFIG=$(CLUSTER_KUBECONFIG) BEATLYTICA_IMAGE_TAG=$(IMAGE_TAG) BEATLYTICA_CLUSTER=local \
-		$(BIN)/pytest tests/cluster
+cluster-test: cluster-deploy ## the cluster tests (tests/cluster) on the local cluster; it stays up
+	BEATLYTICA_IMAGE_TAG=$(IMAGE_TAG) HELM=$(CURDIR)/$(HELM) $(BIN)/pytest tests/cluster

@@ -274,7 +274,21 @@ cmd_down() {
   ip link del "$BRIDGE" 2>/dev/null || true
   guards_down
   rm -rf "$STATE"
+  verify_down
   say "the local cluster is down"
+}
+
+# nothing of the cluster may be left: no process started from its state folder (daemons,
+# container shims), no mount under it, no bridge, no guard chain, no kube-proxy or kubelet chain
+verify_down() {
+  local left=()
+  local procs; procs=$(pgrep -f "$STATE/" || true)
+  [ -z "$procs" ] || left+=("processes: $(ps -o pid=,comm= -p "${procs//$'\n'/,}" | xargs)")
+  grep -q " $STATE/" /proc/mounts && left+=("mounts under $STATE")
+  ip link show "$BRIDGE" >/dev/null 2>&1 && left+=("the bridge $BRIDGE")
+  iptables -S "$CHAIN" >/dev/null 2>&1 && left+=("the iptables chain $CHAIN")
+  iptables-save 2>/dev/null | grep -q '^:KUBE-' && left+=("KUBE-* iptables chains")
+  [ ${#left[@]} -eq 0 ] || die "down left: ${left[*]}"
 }
 
 cmd_status() {

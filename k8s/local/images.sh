@@ -140,11 +140,13 @@ project() {
   for name in "${PROJECT_IMAGES[@]}"; do
     build "beatlytica/beatlytica-$name:$tag" -f "$ROOT/images/$name/Dockerfile" "$ROOT"
   done
-  build "$KAFKA_IMAGE" --build-arg "KAFKA_VERSION=$(kafka_version)" -f "$LOCAL_DIR/kafka/Dockerfile" "$ROOT"
+  # the local broker: its folder and the embedded broker's pom (the same Kafka jars)
+  local context; context=$(mktemp -d)
+  cp "$LOCAL_DIR/kafka/Dockerfile" "$LOCAL_DIR/kafka/start.sh" "$context/"
+  cp "$ROOT/jars/kafka/pom.xml" "$context/pom.xml"
+  build "$KAFKA_IMAGE" "$context"
+  rm -rf "$context"
 }
-
-# the Kafka version of the local broker's pom (jars/kafka/pom.xml), the one the tests run
-kafka_version() { sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/jars/kafka/pom.xml"; }
 
 import() {
   [ -S "$CONTAINERD_SOCK" ] || die "the cluster's containerd is not running (make cluster-up)"
@@ -167,6 +169,11 @@ import() {
 import_project() {
   local tag=${BEATLYTICA_IMAGE_TAG:?set BEATLYTICA_IMAGE_TAG (the Makefile computes it)} name images=()
   for name in "${PROJECT_IMAGES[@]}"; do images+=("beatlytica/beatlytica-$name:$tag"); done
+  # stand-ins the chart runs as they are (its values name them: Postgres, fake-gcs-server)
+  for name in "${STANDINS[@]}"; do
+    local standin; standin=$(standin_tag "$name")
+    grep -qF "image: $standin" "$ROOT/charts/beatlytica/values.yaml" && images+=("$standin")
+  done
   import "${images[@]}" "$KAFKA_IMAGE"
 }
 

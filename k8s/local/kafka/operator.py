@@ -141,6 +141,13 @@ def server_properties(kafka: dict[str, Any], namespace: str) -> tuple[str, int]:
     return "".join(f"{k}={v}\n" for k, v in props.items()), port
 
 
+def owner(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """An owner reference to a CR: what the operator makes for it goes when it goes."""
+    meta = resource["metadata"]
+    return [{"apiVersion": resource["apiVersion"], "kind": resource["kind"], "name": meta["name"],
+             "uid": meta["uid"], "controller": True, "blockOwnerDeletion": False}]  # fmt: skip
+
+
 def broker_objects(
     kafka: dict[str, Any], pool: dict[str, Any], namespace: str, image: str, admin_password: str
 ) -> list[dict[str, Any]]:
@@ -169,7 +176,7 @@ def broker_objects(
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
-    return [
+    objects = [
         {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -280,9 +287,17 @@ def broker_objects(
                         },
                     }
                 ],
+                # the node pool's deleteClaim: the claim goes with the broker
+                "persistentVolumeClaimRetentionPolicy": {
+                    "whenDeleted": "Delete" if storage.get("deleteClaim") else "Retain",
+                    "whenScaled": "Retain",
+                },
             },
         },
     ]
+    for item in objects:  # deleted with the Kafka CR, as Strimzi's are
+        item["metadata"]["ownerReferences"] = owner(kafka)
+    return objects
 
 
 def admin_client(pod_ip: str, admin_password: str) -> Any:
@@ -337,6 +352,7 @@ def ensure_user(admin: Any, user: dict[str, Any], namespace: str) -> None:
                 "apiVersion": "v1",
                 "kind": "Secret",
                 "metadata": {
+                    "ownerReferences": owner(user),
                     "name": name,
                     "namespace": namespace,
                     "labels": {

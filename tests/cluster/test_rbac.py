@@ -1,0 +1,157 @@
+"""The chart's RBAC on the live API server: each ServiceAccount may do exactly what it needs and
+nothing else, and Airflow's scheduler account can run a pod task in the jobs namespace and read
+its log with its own token, nothing more."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.conftest import JOBS_NAMESPACE, NAMESPACE
+from tests.kube import kubectl, ok, pod_manifest
+
+TAG = os.environ.get("BEATLYTICA_IMAGE_TAG", "")
+CHECKS = [  # verb, resource, namespace ("" = cluster scope)
+    ("create", "pods", JOBS_NAMESPACE),
+    ("delete", "pods", JOBS_NAMESPACE),
+    ("watch", "pods", JOBS_NAMESPACE),
+    ("get", "pods/log", JOBS_NAMESPACE),
+    ("list", "events", JOBS_NAMESPACE),
+    ("get", "secrets", JOBS_NAMESPACE),
+    ("create", "pods/exec", JOBS_NAMESPACE),
+    ("create", "deployments.apps", JOBS_NAMESPACE),
+    ("create", "pods", NAMESPACE),
+    ("create", "services", NAMESPACE),
+    ("create", "configmaps", NAMESPACE),
+    ("create", "persistentvolumeclaims", NAMESPACE),
+    ("get", "secrets", NAMESPACE),
+    ("list", "pods", NAMESPACE),
+    ("create", "pods", "default"),
+    ("list", "nodes", ""),
+    ("create", "namespaces", ""),
+    ("list", "secrets", "kube-system"),
+]
+#: per ServiceAccount, the checks it passes; every other check of CHECKS must be denied
+ALLOWED = {
+    f"{NAMESPACE}:airflow-scheduler": {
+        ("create", "pods", JOBS_NAMESPACE),
+        ("delete", "pods", JOBS_NAMESPACE),
+        ("watch", "pods", JOBS_NAMESPACE),
+        ("get", "pods/log", JOBS_NAMESPACE),
+        ("list", "events", JOBS_NAMESPACE),
+    },
+    f"{NAMESPACE}:beatlytica-spark": {
+        ("create", "pods", NAMESPACE),
+        ("create", "services", NAMESPACE),
+        ("create", "configmaps", NAMESPACE),
+        ("create", "persistentvolumeclaims", NAMESPACE),
+        ("list", "pods", NAMESPACE),
+    },
+    f"{NAMESPACE}:beatlytica-producer": set(),
+    f"{JOBS_NAMESPACE}:beatlytica-jobs": set(),
+    f"{JOBS_NAMESPACE}:beatlytica-dashboard": set(),
+}
+ALLOWED[f"{NAMESPACE}:airflow-triggerer"] = ALLOWED[f"{NAMESPACE}:airflow-scheduler"]
+
+
+def can_i(account: str, verb: str, resource: str, namespace: str) -> bool:
+    scope = ["-n", namespace] if namespace else []
+    # `can-i get pods/log` would ask about a pod named "log": subresources go in their flag
+    kind, _, sub = resource.partition("/")
+    subresource = [f"--subresource={sub}"] if sub else []
+    result = kubectl(
+        "auth", "can-i", verb, kind, *subresource, *scope, f"--as=system:serviceaccount:{account}"
+    )
+    assert result.stdout.strip() in ("yes", "no"), result.stderr
+    return result.stdout.strip() == "yes"
+
+
+@pytest.mark.parametrize("account", list(ALLOWED))
+def test_each_service_account_may_do_exactly_what_it_needs(account: str) -> None:
+    granted = {check for check in CHECKS if can_i(account, *check)}
+    assert granted == ALLOWED[account]
+
+
+@pytest.fixture(scope="module")
+def as_scheduler(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A kubeconfig that authenticates with the airflow-scheduler account's token only."""
+    token = ok("create", "token", "airflow-scheduler", "--duration=1h", namespace=NAMESPACE).strip()
+    admin = json.loads(ok("config", "view", "--raw", "--minify", "-o", "json"))
+    cluster = admin["clusters"][0]["cluster"]
+    path = Path(tmp_path_factory.mktemp("scheduler")) / "kubeconfig"
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "local", "cluster": cluster}],
+                "users": [{"name": "airflow-scheduler", "user": {"token": token}}],
+                "contexts": [
+                    {"name": "local", "context": {"cluster": "local", "user": "airflow-scheduler"}}
+                ],
+                "current-context": "local",
+            }
+        )
+    )
+    return {"KUBECONFIG": str(path)}
+
+
+def test_a_pod_task_created_as_the_scheduler_runs_and_its_log_is_readable(
+    as_scheduler: dict[str, str],
+) -> None:
+    assert (
+        kubectl(
+            "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", env=as_scheduler
+        ).stdout
+        == f"system:serviceaccount:{NAMESPACE}:airflow-scheduler"
+    )
+    name = f"task-{uuid.uuid4().hex[:8]}"
+    pod = pod_manifest(
+        name,
+        f"beatlytica/beatlytica-loader:{TAG}",
+        ["beatlytica", "load", "--help"],
+        service_account="beatlytica-jobs",
+    )
+    created = kubectl(
+        "apply", "-f", "-", namespace=JOBS_NAMESPACE, stdin=json.dumps(pod), env=as_scheduler
+    )
+    assert created.returncode == 0, created.stderr
+    try:
+        done = kubectl(
+            "wait",
+            f"pod/{name}",
+            "--for=jsonpath={.status.phase}=Succeeded",
+            "--timeout=180s",
+            namespace=JOBS_NAMESPACE,
+            env=as_scheduler,
+            timeout=200,
+        )
+        assert done.returncode == 0, done.stderr
+        log = kubectl("logs", name, namespace=JOBS_NAMESPACE, env=as_scheduler)
+        assert log.returncode == 0 and "--start" in log.stdout
+        # and nothing beyond its Role: not the jobs namespace's secrets, not the release's pods
+        for args, namespace in ((("get", "secrets"), JOBS_NAMESPACE), (("get", "pods"), NAMESPACE)):
+            denied = kubectl(*args, namespace=namespace, env=as_scheduler)
+            assert denied.returncode != 0 and "Forbidden" in denied.stderr
+    finally:
+        kubectl("delete", "pod", name, "--wait=false", namespace=JOBS_NAMESPACE, env=as_scheduler)
+
+
+def test_the_token_kubeconfig_carries_no_client_certificate(as_scheduler: dict[str, str]) -> None:
+    """The scheduler's kubeconfig authenticates by token alone (a client certificate would win)."""
+    config = json.loads(Path(as_scheduler["KUBECONFIG"]).read_text())
+    assert set(config["users"][0]["user"]) == {"token"}
+    assert (
+        subprocess.run(
+            ["kubectl", "get", "nodes"],
+            env={**os.environ, **as_scheduler},
+            capture_output=True,
+            text=True,
+        ).returncode
+        != 0
+    )
