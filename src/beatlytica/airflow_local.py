@@ -1,9 +1,10 @@
 """Run the Airflow DAGs on this machine: `beatlytica dag-run DAG --start … --end …`.
 
 The same DAG files as in the cluster, with ``BEATLYTICA_RUNTIME=local`` (pod tasks become local
-processes), a SQLite metadata database under ``<home>/airflow``, and Airflow's ``dag.test()``
-for one data interval. Each run happens in a fresh Python process, so Airflow's configuration
-is read from the environment prepared here.
+processes; with ``kubernetes`` they are pods, created through BEATLYTICA_KUBE_CONFIG_FILE), a
+SQLite metadata database under ``<home>/airflow``, and Airflow's ``dag.test()`` for one data
+interval. Each run happens in a fresh Python process, so Airflow's configuration is read from
+the environment prepared here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     return {
         **os.environ,
-        "BEATLYTICA_RUNTIME": "local",
+        # local processes by default; pods when BEATLYTICA_RUNTIME=kubernetes (with
+        # BEATLYTICA_KUBE_CONFIG_FILE naming the cluster and the account to use)
+        "BEATLYTICA_RUNTIME": settings.runtime,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(settings.dags_dir.expanduser().resolve()),

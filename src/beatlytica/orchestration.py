@@ -128,9 +128,13 @@ def _kubernetes_kwargs(settings: Settings, task_id: str, image: str) -> dict[str
         ),
         "volumes": volumes,
         "volume_mounts": mounts,
-        "in_cluster": True,
+        # in the cluster: the scheduler's ServiceAccount; outside it: a kubeconfig of its own
+        "in_cluster": settings.kube_config_file is None,
+        "config_file": str(settings.kube_config_file) if settings.kube_config_file else None,
         "get_logs": True,
-        "startup_timeout_seconds": 300,
+        "startup_timeout_seconds": settings.pod_startup_timeout_seconds,
+        # a pod that cannot start (image, volume) fails its task with the pod's events
+        "log_events_on_failure": True,
         # keep failed pods for `kubectl logs`; succeeded ones go
         "on_finish_action": "delete_succeeded_pod",
     }
@@ -249,10 +253,11 @@ def on_failure(context: Any) -> None:
 def default_args() -> dict[str, Any]:
     """Task defaults of every Beatlytica DAG: retries with exponential backoff, a timeout,
     and the failure summary."""
+    settings = get_settings()
     return {
         "owner": "beatlytica",
-        "retries": get_settings().task_retries,
-        "retry_delay": timedelta(minutes=1),
+        "retries": settings.task_retries,
+        "retry_delay": timedelta(seconds=settings.task_retry_delay_seconds),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=15),
         "execution_timeout": timedelta(minutes=30),

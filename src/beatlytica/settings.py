@@ -137,6 +137,20 @@ class Settings(BaseSettings):
     task_retries: int = Field(
         3, ge=0, description="Retries of every DAG task (with exponential backoff from 1 minute)."
     )
+    task_retry_delay_seconds: int = Field(
+        60, ge=1, description="First retry delay of a DAG task; it doubles per try, to 15 minutes."
+    )
+    pod_startup_timeout_seconds: int = Field(
+        300,
+        ge=10,
+        description="How long a pod task may take to start (image, volume, scheduling) before "
+        "its task fails with the pod's events in the log.",
+    )
+    kube_config_file: Path | None = Field(
+        None,
+        description="Kubeconfig Airflow creates pod tasks with, for an Airflow outside the "
+        "cluster; unset in the cluster, where the scheduler's ServiceAccount is used.",
+    )
     interval_minutes: int = Field(
         60, ge=1, description="Length of one data interval of the hourly DAG, in minutes."
     )

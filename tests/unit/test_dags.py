@@ -212,3 +212,26 @@ def test_pod_tasks_mount_the_warehouse_volume_on_kind(
 def test_no_warehouse_volume_without_the_setting(cluster_bag: Any) -> None:
     pod = _render(_pod_tasks(cluster_bag)[0])
     assert [v["name"] for v in pod["spec"]["volumes"]] == ["scratch"]
+
+
+def test_pod_tasks_use_the_schedulers_account_in_the_cluster(cluster_bag: Any) -> None:
+    for task in _pod_tasks(cluster_bag):
+        assert task.in_cluster is True and task.config_file is None
+        assert task.startup_timeout_seconds == 300
+        assert task.log_events_on_failure is True
+
+
+def test_an_airflow_outside_the_cluster_creates_pods_through_its_kubeconfig(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    bag = load_dagbag(
+        monkeypatch, tmp_path, BEATLYTICA_RUNTIME="kubernetes",
+        BEATLYTICA_KUBE_CONFIG_FILE="/etc/airflow/scheduler.kubeconfig",
+        BEATLYTICA_POD_STARTUP_TIMEOUT_SECONDS="45", BEATLYTICA_TASK_RETRY_DELAY_SECONDS="5",
+    )  # fmt: skip
+    for task in _pod_tasks(bag):
+        assert task.in_cluster is False
+        assert task.config_file == "/etc/airflow/scheduler.kubeconfig"
+        assert task.startup_timeout_seconds == 45
+        if task.task_id != "wait_for_hourly_runs":  # that one waits for the hours on purpose
+            assert task.retry_delay.total_seconds() == 5
