@@ -135,8 +135,10 @@ def _kubernetes_kwargs(settings: Settings, task_id: str, image: str) -> dict[str
         "startup_timeout_seconds": settings.pod_startup_timeout_seconds,
         # a pod that cannot start (image, volume) fails its task with the pod's events
         "log_events_on_failure": True,
-        # keep failed pods for `kubectl logs`; succeeded ones go
-        "on_finish_action": "delete_succeeded_pod",
+        # every pod goes when its task ends: its log and, on failure, its events are in the
+        # task's log already; a kept pod that never started (a bad image) would hold its CPU
+        # request forever and starve the pod tasks after it
+        "on_finish_action": "delete_pod",
     }
 
 

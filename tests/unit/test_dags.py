@@ -219,6 +219,7 @@ def test_pod_tasks_use_the_schedulers_account_in_the_cluster(cluster_bag: Any) -
         assert task.in_cluster is True and task.config_file is None
         assert task.startup_timeout_seconds == 300
         assert task.log_events_on_failure is True
+        assert task.on_finish_action.value == "delete_pod"
 
 
 def test_an_airflow_outside_the_cluster_creates_pods_through_its_kubeconfig(
