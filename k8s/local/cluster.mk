@@ -5,7 +5,8 @@
 #   make cluster-down     stop every process it started and remove what it added
 #   make cluster-images   the six images from their Dockerfiles (stand-in bases), into the node
 #   make cluster-deploy   CRDs, namespaces, Kafka, `helm install` of charts/beatlytica
-#   make cluster-test     all of the above if needed, then tests/cluster (the cluster stays up)
+#   make cluster-test     all of the above if needed, then tests/cluster and tests/e2e
+#                         (BEATLYTICA_E2E_CLUSTER=local); the cluster stays up
 
 include k8s/local/versions.env
 
@@ -31,5 +32,7 @@ cluster-deploy: setup $(HELM) cluster-images ## install charts/beatlytica on the
 	KUBECONFIG=$(CLUSTER_KUBECONFIG) BEATLYTICA_IMAGE_TAG=$(IMAGE_TAG) HELM=$(CURDIR)/$(HELM) \
 		PYTHON=$(CURDIR)/$(BIN)/python bash $(LOCAL)/deploy.sh
 
-cluster-test: cluster-deploy ## the cluster tests (tests/cluster) on the local cluster; it stays up
-	BEATLYTICA_IMAGE_TAG=$(IMAGE_TAG) HELM=$(CURDIR)/$(HELM) $(BIN)/pytest tests/cluster
+cluster-test: cluster-deploy ## tests/cluster and tests/e2e on the local cluster; it stays up
+	BEATLYTICA_IMAGE_TAG=$(IMAGE_TAG) HELM=$(CURDIR)/$(HELM) \
+		BEATLYTICA_E2E=1 BEATLYTICA_E2E_CLUSTER=local KUBECONFIG=$(CLUSTER_KUBECONFIG) \
+		PATH="$(CURDIR)/.beatlytica/cluster/bin:$$PATH" $(BIN)/pytest tests/cluster tests/e2e

@@ -4,7 +4,8 @@
 #      Spark operator) from ../shared/upstream (BEATLYTICA_SHARED_DIR), read, never copied;
 #   2. the ServiceAccounts the official Airflow chart would create (airflow-scheduler,
 #      airflow-triggerer), which the chart's RBAC binds;
-#   3. `helm upgrade --install` with kind's values plus k8s/local/values.yaml;
+#   3. the Spark operator's own chart (from its Go module), then `helm upgrade --install` of
+#      charts/beatlytica, each with kind's values plus its section of k8s/local/values.yaml;
 #   4. the Kafka broker, users and topics from the chart's CRs (k8s/local/kafka/operator.py);
 #   5. every workload of the release Ready (bounded wait).
 # Needs: HELM, PYTHON (the project's venv), BEATLYTICA_IMAGE_TAG, KUBECONFIG.
@@ -31,7 +32,8 @@ for sa in airflow-scheduler airflow-triggerer; do
   kubectl -n "$NAMESPACE" create serviceaccount "$sa" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 done
 
-# kind's values: the `beatlytica:` sections of the umbrella's values files
+# Each chart's values as the umbrella would hand them to it: its section of charts/platform's
+# values.yaml, then of values-kind.yaml, then of k8s/local/values.yaml
 values=$STATE/values
 mkdir -p "$values"
 "$PYTHON" - "$ROOT" "$values" <<'PY'
@@ -41,12 +43,33 @@ from pathlib import Path
 import yaml
 
 root, out = Path(sys.argv[1]), Path(sys.argv[2])
-for name in ("values", "values-kind"):
-    data = yaml.safe_load((root / "charts/platform" / f"{name}.yaml").read_text()) or {}
-    (out / f"platform-{name}.yaml").write_text(yaml.safe_dump(data.get("beatlytica") or {}))
+files = [root / "charts/platform/values.yaml", root / "charts/platform/values-kind.yaml",
+         root / "k8s/local/values.yaml"]
+for chart in ("beatlytica", "spark-operator"):
+    for index, path in enumerate(files):
+        section = (yaml.safe_load(path.read_text()) or {}).get(chart) or {}
+        (out / f"{chart}-{index}.yaml").write_text(yaml.safe_dump(section))
+# the Spark operator's chart version, as the umbrella pins it
+deps = yaml.safe_load((root / "charts/platform/Chart.yaml").read_text())["dependencies"]
+(out / "spark-operator.version").write_text(next(d["version"] for d in deps if d["name"] == "spark-operator"))
 PY
-"$HELM" upgrade --install "$RELEASE" "$ROOT/charts/beatlytica" -n "$NAMESPACE" \
-  -f "$values/platform-values.yaml" -f "$values/platform-values-kind.yaml" -f "$LOCAL_DIR/values.yaml" \
+chart_values() { local i; for i in 0 1 2; do printf -- '-f\n%s\n' "$values/$1-$i.yaml"; done; }
+
+# The Kubeflow Spark operator (controller and webhook) from its own chart, which its Go module
+# carries (the Go module proxy serves it; the chart repository is not reachable here), under the
+# name the umbrella gives it
+version=$(cat "$values/spark-operator.version")
+module=$(cd / && go mod download -json "github.com/kubeflow/spark-operator/v2@v$version" \
+  | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+[ -d "$module/charts/spark-operator-chart" ] || die "the Spark operator $version's chart is not in its Go module"
+mapfile -t args < <(chart_values spark-operator)
+"$HELM" upgrade --install "$RELEASE-spark-operator" "$module/charts/spark-operator-chart" -n "$NAMESPACE" \
+  "${args[@]}" --wait --timeout 5m >/dev/null \
+  || die "the Spark operator did not become ready: $(kubectl -n "$NAMESPACE" get pods -l app.kubernetes.io/name=spark-operator --no-headers)"
+say "helm: the Spark operator $version (controller and webhook) is up"
+
+mapfile -t args < <(chart_values beatlytica)
+"$HELM" upgrade --install "$RELEASE" "$ROOT/charts/beatlytica" -n "$NAMESPACE" "${args[@]}" \
   --set-string "images.tag=$BEATLYTICA_IMAGE_TAG" >/dev/null
 say "helm: release $RELEASE installed ($("$HELM" -n "$NAMESPACE" status "$RELEASE" -o json | "$PYTHON" -c 'import json,sys; print("revision", json.load(sys.stdin)["version"])'))"
 

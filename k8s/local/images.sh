@@ -15,8 +15,11 @@ source "$(dirname "$0")/lib.sh"
 
 STANDINS_DIR=$ROOT/images/standins
 # in build order: a stand-in may start FROM one built before it
-STANDINS=(python uv maven spark airflow postgres fake-gcs-server)
+STANDINS=(python uv maven spark spark-operator airflow postgres fake-gcs-server)
 PROJECT_IMAGES=(producer spark loader dbt airflow dashboard)
+# stand-ins the platform runs as they are: Airflow's Postgres and fake-gcs-server (the chart's
+# values name them), the Spark operator (its chart's default image)
+RUNTIME_STANDINS=(postgres fake-gcs-server spark-operator)
 
 docker_up() {
   if alive dockerd && docker info >/dev/null 2>&1; then return; fi
@@ -101,19 +104,38 @@ build() { # <tag> <docker build arguments...>
   say "built $tag in $((SECONDS - start)) s"
 }
 
-# the build context of a stand-in: its folder, plus the binary its `# go install:` line names,
-# built from the Go module proxy into the cache (keyed by module version)
+# the build context of a stand-in: its folder, plus the binary its Dockerfile names, built
+# from the Go module proxy into the cache (keyed by module version):
+#   # go install: <module>@<version>                   `go install` of a main package
+#   # go build: <module>@<version> <package> <binary>  a module whose go.mod replaces modules
+#                                                       (not go-installable): built in a copy
 standin_context() { # <name> -> prints the context folder
-  local dir=$STANDINS_DIR/$1 module
-  module=$(sed -n 's/^# go install: *//p' "$dir/Dockerfile" | head -n 1)
-  if [ -z "$module" ]; then echo "$dir"; return; fi
-  command -v go >/dev/null || die "Go is not installed (the $1 stand-in builds $module)"
-  local binary=${module%@*} out=$CACHE/go/${module//\//_}
-  binary=${binary##*/}
+  local dir=$STANDINS_DIR/$1 install build
+  install=$(sed -n 's/^# go install: *//p' "$dir/Dockerfile" | head -n 1)
+  build=$(sed -n 's/^# go build: *//p' "$dir/Dockerfile" | head -n 1)
+  if [ -z "$install$build" ]; then echo "$dir"; return; fi
+  command -v go >/dev/null || die "Go is not installed (the $1 stand-in builds ${install:-$build})"
+  local module package binary
+  if [ -n "$install" ]; then
+    module=$install binary=${install%@*} && binary=${binary##*/}
+  else
+    read -r module package binary <<<"$build"
+  fi
+  local out=$CACHE/go/${module//\//_}
   if [ ! -x "$out/$binary" ]; then
-    mkdir -p "$out.tmp"
-    CGO_ENABLED=0 GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w" "$module" >&2 \
-      || die "go install $module failed"
+    rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+    if [ -n "$install" ]; then
+      CGO_ENABLED=0 GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w" "$module" >&2 \
+        || die "go install $module failed"
+    else
+      local source
+      source=$(go mod download -json "$module" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+      [ -d "$source" ] || die "go mod download $module failed"
+      cp -r "$source" "$out.tmp/src" && chmod -R u+w "$out.tmp/src"
+      (cd "$out.tmp/src" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp/$binary" "$package") >&2 \
+        || die "go build $package of $module failed"
+      rm -rf "$out.tmp/src"
+    fi
     rm -rf "$out" && mv "$out.tmp" "$out"
   fi
   local context; context=$(mktemp -d)
@@ -150,30 +172,31 @@ project() {
 
 import() {
   [ -S "$CONTAINERD_SOCK" ] || die "the cluster's containerd is not running (make cluster-up)"
-  local image missing=() present
-  present=$(ctr -a "$CONTAINERD_SOCK" -n k8s.io images ls -q)
+  # what was imported, by the engine's image id: a rebuilt image under the same tag (a
+  # stand-in, the local broker) is imported again
+  local record=$CONTAINERD_ROOT/imported-ids image id missing=()
+  touch "$record"
   for image in "$@"; do
     have "$image" || die "image $image is not built"
-    # containerd names images as the kubelet asks for them: docker.io/[library/]name:tag
-    local full=$image
-    [[ $image == */*.*/* || $image == *.*/* ]] || { [[ $image == */* ]] && full=docker.io/$image || full=docker.io/library/$image; }
-    grep -qxF "$full" <<<"$present" || missing+=("$image")
+    id=$(docker image inspect -f '{{.Id}}' "$image")
+    grep -qxF "$image $id" "$record" || missing+=("$image")
   done
   [ ${#missing[@]} -gt 0 ] || return 0
   local start=$SECONDS
   docker save "${missing[@]}" | ctr -a "$CONTAINERD_SOCK" -n k8s.io images import - >/dev/null \
     || die "importing ${missing[*]} into containerd failed"
+  for image in "${missing[@]}"; do
+    grep -v "^$image " "$record" >"$record.new" || true
+    echo "$image $(docker image inspect -f '{{.Id}}' "$image")" >>"$record.new" && mv "$record.new" "$record"
+  done
   say "imported ${#missing[@]} image(s) into the cluster in $((SECONDS - start)) s: ${missing[*]}"
 }
 
 import_project() {
   local tag=${BEATLYTICA_IMAGE_TAG:?set BEATLYTICA_IMAGE_TAG (the Makefile computes it)} name images=()
   for name in "${PROJECT_IMAGES[@]}"; do images+=("beatlytica/beatlytica-$name:$tag"); done
-  # stand-ins the chart runs as they are (its values name them: Postgres, fake-gcs-server)
-  for name in "${STANDINS[@]}"; do
-    local standin; standin=$(standin_tag "$name")
-    grep -qF "image: $standin" "$ROOT/charts/beatlytica/values.yaml" && images+=("$standin")
-  done
+  # stand-ins that run as pods as they are
+  for name in "${RUNTIME_STANDINS[@]}"; do images+=("$(standin_tag "$name")"); done
   import "${images[@]}" "$KAFKA_IMAGE"
 }
 

@@ -35,6 +35,8 @@ CHECKS = [  # verb, resource, namespace ("" = cluster scope)
     ("list", "nodes", ""),
     ("create", "namespaces", ""),
     ("list", "secrets", "kube-system"),
+    ("patch", "networkpolicies.networking.k8s.io", NAMESPACE),
+    ("patch", "networkpolicies.networking.k8s.io", JOBS_NAMESPACE),
 ]
 #: per ServiceAccount, the checks it passes; every other check of CHECKS must be denied
 ALLOWED = {
@@ -57,6 +59,15 @@ ALLOWED = {
     f"{JOBS_NAMESPACE}:beatlytica-dashboard": set(),
 }
 ALLOWED[f"{NAMESPACE}:airflow-triggerer"] = ALLOWED[f"{NAMESPACE}:airflow-scheduler"]
+# the Spark operator's controller runs spark-submit: its own chart grants it pods, services and
+# config maps in the job namespace; ours adds the driver's NetworkPolicy (Spark 4.2)
+ALLOWED[f"{NAMESPACE}:beatlytica-spark-operator-controller"] = {
+    ("create", "pods", NAMESPACE),
+    ("create", "services", NAMESPACE),
+    ("create", "configmaps", NAMESPACE),
+    ("list", "pods", NAMESPACE),
+    ("patch", "networkpolicies.networking.k8s.io", NAMESPACE),
+}
 
 
 def can_i(account: str, verb: str, resource: str, namespace: str) -> bool:

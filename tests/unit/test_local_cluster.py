@@ -57,10 +57,17 @@ def test_every_base_image_of_the_project_has_a_stand_in() -> None:
     tags = standin_tags()
     for dockerfile in (ROOT / "images").glob("*/Dockerfile"):
         assert from_images(dockerfile.read_text()) <= set(tags), dockerfile
-    # and every image the chart runs as it is
+    # and every upstream image the platform runs as it is, imported into the node
     values = yaml.safe_load((ROOT / "charts" / "beatlytica" / "values.yaml").read_text())
-    for image in (values["gcsEmulator"]["image"], values["airflow"]["database"]["image"]):
-        assert image in tags
+    deps = yaml.safe_load((ROOT / "charts" / "platform" / "Chart.yaml").read_text())["dependencies"]
+    operator = next(d["version"] for d in deps if d["name"] == "spark-operator")
+    runtime = {
+        values["gcsEmulator"]["image"],
+        values["airflow"]["database"]["image"],
+        f"ghcr.io/kubeflow/spark-operator/controller:{operator}",
+    }
+    listed = re.search(r"^RUNTIME_STANDINS=\((.*)\)$", (LOCAL / "images.sh").read_text(), re.M)
+    assert {tag for tag, folder in tags.items() if folder in listed.group(1).split()} == runtime
 
 
 def test_stand_ins_build_only_on_the_debian_base_or_each_other() -> None:
