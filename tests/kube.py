@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -190,3 +191,21 @@ def port_forward(target: str, port: int, namespace: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def service_account_kubeconfig(account: str, namespace: str, path: Path, hours: int = 2) -> Path:
+    """A kubeconfig that authenticates as ``namespace/account`` by a fresh token only (a client
+    certificate beside it would win), for the current cluster."""
+    token = ok("create", "token", account, f"--duration={hours}h", namespace=namespace).strip()
+    admin = json.loads(ok("config", "view", "--raw", "--minify", "-o", "json"))
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "cluster", "cluster": admin["clusters"][0]["cluster"]}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "cluster", "context": {"cluster": "cluster", "user": account}}],
+        "current-context": "cluster",
+    }
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
+    return path

@@ -23,71 +23,35 @@ import json
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cluster.conftest import JOBS_NAMESPACE, NAMESPACE, ROOT
+from tests.cluster.pipeline import (
+    APP,
+    JOBS_NAMESPACE,
+    NAMESPACE,
+    airflow_environment,
+    app_status,
+    committed_counts,
+    filled_day,
+    gcs_endpoint,
+    jobs_pods,
+    lake_table,
+    operator_view,
+    run_dag,
+    settings,
+    summary,
+    topics,
+)
 from tests.kube import get_json, kubectl, ok, port_forward, run_pod, wait_for
 
 TAG = os.environ.get("BEATLYTICA_IMAGE_TAG", "")
-APP = "beatlytica-stream"
-DAY = timedelta(days=1)
-
-
-def settings() -> dict[str, str]:
-    return get_json("configmap", "beatlytica-settings", namespace=NAMESPACE)["data"]
-
-
-def operator_view() -> str:
-    """What the operator says about the application: for a failing test's output."""
-    app = kubectl("get", "sparkapplication", APP, "-o", "wide", namespace=NAMESPACE).stdout
-    status = kubectl(
-        "get", "sparkapplication", APP, "-o", "jsonpath={.status}", namespace=NAMESPACE
-    )
-    events = kubectl(
-        "get", "events", "--field-selector", f"involvedObject.name={APP}", namespace=NAMESPACE
-    ).stdout
-    pods = kubectl(
-        "get",
-        "pods",
-        "-l",
-        "sparkoperator.k8s.io/app-name=" + APP,
-        "-o",
-        "wide",
-        namespace=NAMESPACE,
-    ).stdout
-    return f"{app}\nstatus: {status.stdout}\n{events}\n{pods}"
-
-
-def app_status() -> dict[str, Any]:
-    return get_json("sparkapplication", APP, namespace=NAMESPACE).get("status", {})
-
-
-def gcs_endpoint() -> str:
-    """fake-gcs-server's address as this machine reaches it (the pod network is routed here)."""
-    pods = get_json("pods", "-l", "app.kubernetes.io/component=gcs-emulator", namespace=NAMESPACE)
-    running = [p for p in pods["items"] if p["status"].get("phase") == "Running"]
-    assert running, "fake-gcs-server is not running"
-    return f"http://{running[0]['status']['podIP']}:4443"
-
-
-def lake_table(topic: str) -> Any:
-    from beatlytica.lake import committed_files, raw_table_uri, read_lake_files
-
-    endpoint = gcs_endpoint()
-    files = committed_files(raw_table_uri(settings()["BEATLYTICA_LAKE_URI"], topic), endpoint)
-    return read_lake_files(files, topic, endpoint)
-
-
-def topics() -> list[str]:
-    return settings()["BEATLYTICA_TOPICS"].split(",")
 
 
 # --- 1. the streaming job through the Spark operator ----------------------------------------------
@@ -111,7 +75,7 @@ def test_the_spark_operator_runs_the_streaming_job() -> None:
         explain=operator_view,
     )
     assert state
-    driver = get_json("pod", app_status()["driverInfo"]["podName"], namespace=NAMESPACE)
+    driver = get_json("pod", running_driver(), namespace=NAMESPACE)
     executors = get_json(
         "pods",
         "-l",
@@ -135,13 +99,10 @@ def test_the_spark_operator_runs_the_streaming_job() -> None:
 
 
 def test_committed_files_appear_for_every_topic() -> None:
-    from beatlytica.lake import committed_files, raw_table_uri
-
     lake = settings()["BEATLYTICA_LAKE_URI"]
 
     def committed() -> dict[str, int]:
-        endpoint = gcs_endpoint()
-        counts = {t: len(committed_files(raw_table_uri(lake, t), endpoint)) for t in topics()}
+        counts = committed_counts()
         return counts if all(counts.values()) else {}
 
     wait_for("committed lake files of every topic", committed, 600, every=10, explain=operator_view)
@@ -162,111 +123,11 @@ def test_committed_files_appear_for_every_topic() -> None:
 
 @pytest.fixture(scope="module")
 def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """This machine's Airflow, configured like the cluster's: the settings ConfigMap, pod tasks
-    in Kubernetes created with the airflow-scheduler ServiceAccount's token only, the lake read
-    (by the sensor) at fake-gcs-server's pod address."""
-    home = tmp_path_factory.mktemp("airflow")
-    token = ok("create", "token", "airflow-scheduler", "--duration=2h", namespace=NAMESPACE).strip()
-    admin = json.loads(ok("config", "view", "--raw", "--minify", "-o", "json"))
-    kubeconfig = home / "scheduler.kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "local", "cluster": admin["clusters"][0]["cluster"]}],
-                "users": [{"name": "airflow-scheduler", "user": {"token": token}}],
-                "contexts": [
-                    {"name": "local", "context": {"cluster": "local", "user": "airflow-scheduler"}}
-                ],
-                "current-context": "local",
-            }
-        )
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BEATLYTICA_")}
-    env |= settings()
-    env |= {
-        "BEATLYTICA_HOME": str(home / "beatlytica"),
-        "BEATLYTICA_DAGS_DIR": str(ROOT / "dags"),
-        "BEATLYTICA_KUBE_CONFIG_FILE": str(kubeconfig),
-        "BEATLYTICA_GCS_ENDPOINT": gcs_endpoint(),
-        "BEATLYTICA_LOG_FORMAT": "json",
-        "BEATLYTICA_TASK_RETRY_DELAY_SECONDS": "5",
-    }
-    return env
-
-
-def run_dag(
-    env: dict[str, str], dag_id: str, start: datetime, timeout: float = 1800, **extra: str
-) -> subprocess.CompletedProcess[str]:
-    """One dag.test() of ``dag_id`` for [start, start + a day) in a child process, prepared as
-    `beatlytica dag-run` prepares it; the child's whole output (task logs, the pods' logs
-    among them) is returned."""
-    from beatlytica.airflow_local import airflow_env as prepare
-    from beatlytica.settings import ENV_PREFIX, Settings
-
-    run_env = {**env, **extra}
-    fields = {
-        k.removeprefix(ENV_PREFIX).lower(): v
-        for k, v in run_env.items()
-        if k.startswith(ENV_PREFIX)
-    }
-    child_env = {**prepare(Settings(**fields)), **run_env}
-    command = [
-        sys.executable,
-        "-m",
-        "beatlytica.airflow_local",
-        dag_id,
-        start.isoformat(),
-        (start + DAY).isoformat(),
-    ]
-    return subprocess.run(
-        command, env=child_env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
-    )
-
-
-def summary(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    lines = [line for line in result.stdout.splitlines() if line.startswith('{"dag_id"')]
-    assert lines, f"no run summary:\n{(result.stdout + result.stderr)[-6000:]}"
-    return json.loads(lines[-1])
-
-
-def filled_day() -> datetime:
-    """The first whole simulated day the producers have passed, with the stream's commit lag
-    behind it: the producers' simulated clocks (their progress log) are past its end."""
-    pods = get_json("pods", "-l", "app.kubernetes.io/component=producer", namespace=NAMESPACE)[
-        "items"
-    ]
-    started = max(
-        datetime.fromisoformat(p["status"]["startTime"].replace("Z", "+00:00")) for p in pods
-    )
-    day = started.replace(hour=0, minute=0, second=0, microsecond=0) + DAY
-
-    def clocks_past() -> bool:
-        for pod in pods:
-            log = kubectl("logs", pod["metadata"]["name"], "--tail=5", namespace=NAMESPACE).stdout
-            progress = [json.loads(line) for line in log.splitlines() if '"simulated_ms"' in line]
-            if (
-                not progress
-                or progress[-1]["simulated_ms"]
-                < (day + DAY + timedelta(hours=3)).timestamp() * 1000
-            ):
-                return False
-        return True
-
-    wait_for(f"the producers' simulated clocks past {day + DAY}", clocks_past, 900, every=10)
-    time.sleep(90)  # three stream triggers: the last events of the day committed
-    return day
+    return airflow_environment(tmp_path_factory.mktemp("airflow"))
 
 
 #: what the DAG tests hand on: the day they ran
 RUN: dict[str, Any] = {}
-
-
-def jobs_pods() -> list[dict[str, Any]]:
-    return get_json("pods", "-l", "app.kubernetes.io/managed-by=airflow", namespace=JOBS_NAMESPACE)[
-        "items"
-    ]
 
 
 def test_the_hourly_and_daily_dags_run_their_pod_tasks_in_the_jobs_namespace(
@@ -477,8 +338,19 @@ def digest(ids: list[str]) -> str:
     return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
 
 
+def running_driver() -> str:
+    """The driver pod of the RUNNING application (waiting out a restart in progress)."""
+
+    def name() -> str | None:
+        status = app_status()
+        running = status.get("applicationState", {}).get("state") == "RUNNING"
+        return status.get("driverInfo", {}).get("podName") if running else None
+
+    return wait_for("the SparkApplication RUNNING", name, 600, every=5, explain=operator_view)
+
+
 def test_a_deleted_driver_comes_back_and_the_lake_holds_every_event_exactly_once() -> None:
-    first = app_status()["driverInfo"]["podName"]
+    first = running_driver()
     uid = get_json("pod", first, namespace=NAMESPACE)["metadata"]["uid"]
     ok("delete", "pod", first, "--wait=false", namespace=NAMESPACE)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.conftest import JOBS_NAMESPACE, NAMESPACE
-from tests.kube import kubectl, ok, pod_manifest
+from tests.kube import kubectl, pod_manifest, service_account_kubeconfig
 
 TAG = os.environ.get("BEATLYTICA_IMAGE_TAG", "")
 CHECKS = [  # verb, resource, namespace ("" = cluster scope)
@@ -91,25 +91,8 @@ def test_each_service_account_may_do_exactly_what_it_needs(account: str) -> None
 @pytest.fixture(scope="module")
 def as_scheduler(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A kubeconfig that authenticates with the airflow-scheduler account's token only."""
-    token = ok("create", "token", "airflow-scheduler", "--duration=1h", namespace=NAMESPACE).strip()
-    admin = json.loads(ok("config", "view", "--raw", "--minify", "-o", "json"))
-    cluster = admin["clusters"][0]["cluster"]
-    path = Path(tmp_path_factory.mktemp("scheduler")) / "kubeconfig"
-    path.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "local", "cluster": cluster}],
-                "users": [{"name": "airflow-scheduler", "user": {"token": token}}],
-                "contexts": [
-                    {"name": "local", "context": {"cluster": "local", "user": "airflow-scheduler"}}
-                ],
-                "current-context": "local",
-            }
-        )
-    )
-    return {"KUBECONFIG": str(path)}
+    path = tmp_path_factory.mktemp("scheduler") / "kubeconfig"
+    return {"KUBECONFIG": str(service_account_kubeconfig("airflow-scheduler", NAMESPACE, path))}
 
 
 def test_a_pod_task_created_as_the_scheduler_runs_and_its_log_is_readable(
