@@ -13,11 +13,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tests.cluster.conftest import JOBS_NAMESPACE, NAMESPACE, ROOT
 from tests.kube import get_json, kubectl, service_account_kubeconfig, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
-NAMESPACE = "beatlytica"
-JOBS_NAMESPACE = "beatlytica-jobs"
 APP = "beatlytica-stream"
 DAY = timedelta(days=1)
 
