@@ -57,7 +57,8 @@ $(JARS)/%/.done: jars/%/pom.xml
 	$(MVN) -f $< dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(JARS)/$*
 	touch $@
 
-demo: setup ## the whole pipeline on this machine, no cluster, no cloud
+# the demo needs only uv, the virtualenv and the jars: no emulator, Chromium, Helm or schemas
+demo: $(VENV)/.synced jars ## the whole pipeline on this machine, no cluster, no cloud
 	$(BIN)/beatlytica demo
 
 test: setup lint ## everything CI runs: lint, unit and integration tests; in CI the cluster tests too

@@ -214,6 +214,18 @@ def test_the_harness_errors_are_one_line_naming_the_problem(tmp_path: Path) -> N
         "beatlytica cluster: not root: the kubelet, containerd, the CNI bridge and iptables need "
         "root (run as root, or use kind: make kind-up)"
     ]
+    # no cgroups: host.sh in a mount namespace where an empty tmpfs hides them
+    hidden = "mount -t tmpfs none /sys/fs/cgroup && exec bash " + str(LOCAL / "host.sh")
+    result = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "bash", "-c", hidden],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "beatlytica cluster: no cgroups: neither cgroup v1 (/sys/fs/cgroup/memory) "
+        "nor v2 (/sys/fs/cgroup/cgroup.controllers) is mounted"
+    )
     # a port taken: a second cluster beside the running one
     result = subprocess.run(
         ["bash", str(LOCAL / "cluster.sh"), "up"],
