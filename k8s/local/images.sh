@@ -170,24 +170,42 @@ project() {
   rm -rf "$context"
 }
 
+# containerd's name of an image: Docker's short names live under docker.io (and library/)
+containerd_ref() {
+  local name=$1 first=${1%%/*}
+  if [[ $name != */* ]]; then name=docker.io/library/$name
+  elif [[ $first != *.* && $first != *:* && $first != localhost ]]; then name=docker.io/$name; fi
+  echo "$name"
+}
+
+# the image id (its config's digest) containerd holds under a name, empty if none: read from
+# containerd itself, so a store that lost an image never passes for one that has it
+containerd_image_id() {
+  local manifest
+  manifest=$(ctr -a "$CONTAINERD_SOCK" -n k8s.io images ls "name==$(containerd_ref "$1")" 2>/dev/null \
+    | awk 'NR == 2 {print $3}') || true
+  [ -n "$manifest" ] || return 0
+  ctr -a "$CONTAINERD_SOCK" -n k8s.io content get "$manifest" 2>/dev/null \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["config"]["digest"])' 2>/dev/null || true
+}
+
 import() {
   [ -S "$CONTAINERD_SOCK" ] || die "the cluster's containerd is not running (make cluster-up)"
-  # what was imported, by the engine's image id: a rebuilt image under the same tag (a
-  # stand-in, the local broker) is imported again
-  local record=$CONTAINERD_ROOT/imported-ids image id missing=()
-  touch "$record"
+  # an image is imported unless containerd already holds the engine's build of it (same id): a
+  # rebuilt image under the same tag (a stand-in, the local broker) is imported again
+  local image missing=()
   for image in "$@"; do
     have "$image" || die "image $image is not built"
-    id=$(docker image inspect -f '{{.Id}}' "$image")
-    grep -qxF "$image $id" "$record" || missing+=("$image")
+    [ "$(containerd_image_id "$image")" = "$(docker image inspect -f '{{.Id}}' "$image")" ] \
+      || missing+=("$image")
   done
   [ ${#missing[@]} -gt 0 ] || return 0
   local start=$SECONDS
   docker save "${missing[@]}" | ctr -a "$CONTAINERD_SOCK" -n k8s.io images import - >/dev/null \
     || die "importing ${missing[*]} into containerd failed"
   for image in "${missing[@]}"; do
-    grep -v "^$image " "$record" >"$record.new" || true
-    echo "$image $(docker image inspect -f '{{.Id}}' "$image")" >>"$record.new" && mv "$record.new" "$record"
+    [ "$(containerd_image_id "$image")" = "$(docker image inspect -f '{{.Id}}' "$image")" ] \
+      || die "containerd does not hold $image after importing it"
   done
   say "imported ${#missing[@]} image(s) into the cluster in $((SECONDS - start)) s: ${missing[*]}"
 }

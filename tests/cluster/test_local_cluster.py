@@ -3,6 +3,7 @@ egress guards and the harness's errors."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -46,6 +47,23 @@ def test_the_node_is_ready_at_the_projects_kubernetes_version() -> None:
     assert node[0]["status"]["nodeInfo"]["kubeletVersion"] == f"v{VERSIONS['KUBERNETES_VERSION']}"
     server = ok("version", "-o", "json")
     assert f'"gitVersion": "v{VERSIONS["KUBERNETES_VERSION"]}"' in server
+
+
+def test_the_kubelet_never_deletes_an_imported_image() -> None:
+    # the images cannot be pulled again: neither image garbage collection nor disk-pressure
+    # eviction (which reclaims images first, whatever its thresholds) may remove one
+    (node,) = get_json("nodes")["items"]
+    raw = ok("get", "--raw", f"/api/v1/nodes/{node['metadata']['name']}/proxy/configz")
+    config = json.loads(raw)["kubeletconfig"]
+    assert config["imageGCHighThresholdPercent"] == 100
+    assert set(config["evictionHard"]) == {"memory.available"}
+    assert config.get("evictionSoft", {}) == {}
+    held = subprocess.run(
+        ["ctr", "-a", str(STATE / "run" / "containerd.sock"), "-n", "k8s.io", "images", "ls", "-q"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert f"beatlytica.local/pause:{VERSIONS['PAUSE_VERSION']}" in held
+    assert f"docker.io/{PROBE_IMAGE}" in held
 
 
 def test_a_second_cluster_up_changes_nothing() -> None:

@@ -201,6 +201,16 @@ def test_a_pod_task_killed_mid_run_is_retried_without_losing_or_doubling_rows(
             600,
             every=0.5,
         )
+        # the pod task as the factory made it: the loader image, the jobs ServiceAccount, the
+        # settings ConfigMap, the warehouse volume
+        spec = get_json("pod", victim, namespace=JOBS_NAMESPACE)["spec"]
+        (container,) = spec["containers"]
+        assert container["image"] == f"beatlytica/beatlytica-loader:{TAG}"
+        assert spec["serviceAccountName"] == settings()["BEATLYTICA_JOBS_SERVICE_ACCOUNT"]
+        assert {"configMapRef": {"name": "beatlytica-settings"}} in container["envFrom"]
+        claims = [v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"]
+                  if "persistentVolumeClaim" in v]  # fmt: skip
+        assert claims == [settings()["BEATLYTICA_WAREHOUSE_PVC"]]
         ok("delete", "pod", victim, "--grace-period=0", "--force", namespace=JOBS_NAMESPACE)
     finally:
         thread.join(1800)
