@@ -323,6 +323,7 @@ print(json.dumps({"warehouse": s.warehouse, "fact_streams": n}))
 """
 
 
+@needs_airflow_chart
 def test_the_intervals_rows_are_in_the_warehouse() -> None:
     if not RUN:
         pytest.skip("no successful DAG run to look for (test_the_hourly_dag_runs_...)")
