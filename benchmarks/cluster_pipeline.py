@@ -97,14 +97,14 @@ def drain(backlog_s: float) -> tuple[int, float]:
     def first_batches() -> bool:
         log = kubectl("logs", driver, namespace=NAMESPACE).stdout
         for line in log.splitlines():
-            if '"message": "micro-batch"' not in line:
+            if '"event": "micro-batch"' not in line:
                 continue
             record = json.loads(line)
-            first.setdefault(record["query"], record)
-        return len(first) == 2 * len(pipeline.topics())
+            first.setdefault(record["topic"], record)
+        return len(first) == len(pipeline.topics())
 
     wait_for("the first batch of every query", first_batches, 900, every=5)
-    rows = sum(r["input_rows"] for q, r in first.items() if q.endswith(".raw"))
+    rows = sum(r["input_rows"] for r in first.values())
     ends = [datetime.fromisoformat(r["time"]).timestamp() for r in first.values()]
     starts = [e - r["batch_duration_ms"] / 1000 for e, r in zip(ends, first.values(), strict=True)]
     return rows, max(ends) - min(starts)

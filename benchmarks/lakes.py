@@ -22,6 +22,17 @@ START = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 @dataclass
+class Backlog:
+    """Simulated events waiting in a fresh local broker, and the job's settings to read them."""
+
+    settings: Settings
+    events: int
+    generate_s: float
+    start: datetime
+    end: datetime
+
+
+@dataclass
 class Lake:
     settings: Settings
     events: int
@@ -32,8 +43,9 @@ class Lake:
 
 
 @contextmanager
-def streamed_lake(tmp: Path, users: int, days: float, master: str = "local[2]") -> Iterator[Lake]:
-    """Produce ``users`` x ``days`` into a fresh broker and stream it into ``tmp/home/lake``."""
+def backlog(tmp: Path, users: int, days: float) -> Iterator[Backlog]:
+    """Produce ``users`` x ``days`` into a fresh broker (3 partitions per topic); the settings
+    point the job at it and at the lake ``tmp/home/lake``. The broker stops on exit."""
     end = START + timedelta(days=days)
     broker = LocalKafka(tmp / "kafka", ROOT / ".cache/jars/kafka", free_port())
     broker.start({t: 3 for t in TOPIC_NAMES})
@@ -49,11 +61,19 @@ def streamed_lake(tmp: Path, users: int, days: float, master: str = "local[2]") 
             jars_dir=ROOT / ".cache/jars",
             dbt_project_dir=ROOT / "dbt",
         )
+        yield Backlog(settings, produced.events, produced.seconds, START, end)
+    finally:
+        broker.stop()
+
+
+@contextmanager
+def streamed_lake(tmp: Path, users: int, days: float, master: str = "local[2]") -> Iterator[Lake]:
+    """Produce ``users`` x ``days`` into a fresh broker and stream it into ``tmp/home/lake``."""
+    with backlog(tmp, users, days) as waiting:
         from spark_jobs.stream_events import run as stream
 
         started = time.perf_counter()
-        assert stream(settings, master) == 0
+        assert stream(waiting.settings, master) == 0
         stream_s = time.perf_counter() - started
-    finally:
-        broker.stop()
-    yield Lake(settings, produced.events, produced.seconds, stream_s, START, end)
+    yield Lake(waiting.settings, waiting.events, waiting.generate_s, stream_s, waiting.start,
+               waiting.end)  # fmt: skip

@@ -1,21 +1,67 @@
-"""Streaming job throughput: events per second from the local broker to the lake on local[2].
+"""Streaming job cost: events/s, CPU per event and lake bytes per event on local[2].
 
     .venv/bin/python -m benchmarks.stream [--users 60000] [--days 2]
 
-Produces the simulated window into a fresh local broker, then times one availableNow run of
-the job (all four topics, raw and quarantine queries) into a temporary lake and prints the
-events read per second of wall time, Spark start-up included.
+Produces the simulated window into a fresh local broker (3 partitions per topic), starts Spark
+(timed apart: ``startup_s``), then times one availableNow run of the job over all four topics
+into a temporary lake. CPU is the driver's: this Python process and the Spark JVM it launched
+(with any process under it), read from /proc before and after the run. Lake bytes are the raw
+tables' committed Parquet files. The last line is the machine-readable summary:
+
+    events=N seconds=S events_per_s=R cpu_us_per_event=C lake_bytes_per_event=B startup_s=T
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 from beatlytica.events import TOPIC_NAMES
-from beatlytica.lake import committed_files, raw_table_uri
-from benchmarks.lakes import streamed_lake
+from beatlytica.lake import committed_files, filesystem, raw_table_uri
+from benchmarks.lakes import backlog
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        found += [int(c) for c in children]
+    return found
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process and its live descendants (/proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        own = (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+        return own + sum(_tree_cpu_s(child) for child in _children(pid))
+    except FileNotFoundError:
+        return 0.0
+
+
+def driver_cpu_s(spark: Any) -> float:
+    """This process's CPU (every thread) and the Spark JVM's (the gateway's process)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    jvm = spark.sparkContext._gateway.proc.pid
+    return usage.ru_utime + usage.ru_stime + _tree_cpu_s(jvm)
+
+
+def lake_bytes(lake: str) -> tuple[int, int]:
+    """(bytes, files) of the committed Parquet files of every raw table."""
+    total = files = 0
+    for topic in TOPIC_NAMES:
+        for uri in committed_files(raw_table_uri(lake, topic)):
+            fs, path = filesystem(uri)
+            total += fs.get_file_info(path).size
+            files += 1
+    return total, files
 
 
 def main() -> None:
@@ -24,16 +70,29 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=2.0)
     parser.add_argument("--master", default="local[2]")
     args = parser.parse_args()
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        streamed_lake(Path(tmp), args.users, args.days, args.master) as lake,
-    ):
-        print(f"produced {lake.events:,} events in {lake.generate_s:.1f} s")
-        files = sum(len(committed_files(raw_table_uri(lake.settings.lake, t))) for t in TOPIC_NAMES)
-        print(
-            f"stream   {lake.events:>10,} events {lake.stream_s:>7.1f} s "
-            f"{lake.events / lake.stream_s:>9,.0f} events/s ({args.master}, {files} files)"
-        )
+    from spark_jobs.stream_events import build_session, stream
+
+    with tempfile.TemporaryDirectory() as tmp, backlog(Path(tmp), args.users, args.days) as work:
+        print(f"produced {work.events:,} events in {work.generate_s:.1f} s", flush=True)
+        started = time.perf_counter()
+        spark = build_session(work.settings, args.master)
+        spark.range(1).count()  # the JVM and its executors are up
+        startup_s = time.perf_counter() - started
+        try:
+            cpu_before, started = driver_cpu_s(spark), time.perf_counter()
+            assert stream(spark, work.settings) == 0
+            seconds = time.perf_counter() - started
+            cpu_s = driver_cpu_s(spark) - cpu_before
+        finally:
+            spark.stop()
+        size, files = lake_bytes(work.settings.lake)
+    events = work.events
+    print(f"{files} committed files, {size:,} bytes, {cpu_s:.1f} CPU s ({args.master})")
+    print(
+        f"events={events} seconds={seconds:.1f} events_per_s={events / seconds:.0f} "
+        f"cpu_us_per_event={cpu_s / events * 1e6:.1f} lake_bytes_per_event={size / events:.1f} "
+        f"startup_s={startup_s:.1f}"
+    )
 
 
 if __name__ == "__main__":

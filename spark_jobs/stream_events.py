@@ -1,10 +1,11 @@
 """The streaming job: Kafka topics -> the raw Parquet lake, exactly once, with a quarantine.
 
-Per topic two queries read the topic: ``<topic>.raw`` writes the valid events to
-``<lake>/raw/<topic>/event_date=…/event_hour=…/`` and ``<topic>.quarantine`` writes the
-rejected records to ``<lake>/quarantine/<topic>/``. Both use Spark's file sink, whose commit
-log (``_spark_metadata``) together with the Kafka offsets in the query's checkpoint
-(``<lake>/_checkpoints/<topic>/<query>``) makes the output exactly once across restarts.
+One query per topic reads the topic once. Each micro-batch's valid events go to
+``<lake>/raw/<topic>/event_date=…/event_hour=…/`` and its rejected records to
+``<lake>/quarantine/<topic>/``, both committed under the batch id in the commit log Spark's
+file sink keeps (``_spark_metadata``, see :mod:`spark_jobs.lake_sink`); with the Kafka offsets
+in the query's checkpoint (``<lake>/_checkpoints/<topic>/lake``) the output is exactly once
+across restarts.
 
 Run it with spark-submit (the Spark operator does, in the cluster) or with
 ``beatlytica stream`` locally. Exits non-zero when a query fails, so the operator's restart
@@ -20,9 +21,11 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
+from beatlytica.errors import BeatlyticaError
 from beatlytica.lake import checkpoint_uri, quarantine_uri, raw_table_uri
 from beatlytica.settings import Settings, get_settings
 from beatlytica.timeparse import parse_trigger
@@ -31,11 +34,19 @@ log = logging.getLogger("beatlytica.stream")
 
 PARTITION_COLUMNS = ("event_date", "event_hour")
 
+#: lake columns whose values are (almost) all distinct
+UNIQUE_COLUMNS = ("event_id", "kafka_offset", "kafka_timestamp", "ts")
+
 #: Spark settings the job's output depends on (the lake's types and partitions are UTC)
 SESSION_CONFIG = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.shuffle.partitions": "4",
+    # the lake's codec: zstd stores the events in about half of snappy's bytes (docs/lake.md)
+    "spark.sql.parquet.compression.codec": "zstd",
+    # no dictionary for columns whose values (almost) never repeat: it would only be tried,
+    # hashed per value, and dropped (docs/lake.md)
+    **{f"spark.hadoop.parquet.enable.dictionary#{c}": "false" for c in UNIQUE_COLUMNS},
     "spark.sql.streaming.stopGracefullyOnShutdown": "true",
     "spark.ui.showConsoleProgress": "false",
 }
@@ -80,9 +91,24 @@ def build_session(settings: Settings, master: str | None = None) -> Any:
         builder = builder.config("spark.jars", ",".join(jars))
     for key, value in {**SESSION_CONFIG, **gcs_config(settings)}.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
-    return spark
+    builder = builder.config("spark.log.level", spark_log_level())
+    return builder.getOrCreate()
+
+
+def debugging() -> bool:
+    return os.environ.get("BEATLYTICA_LOG_LEVEL", "").upper() == "DEBUG"
+
+
+def spark_log_level() -> str:
+    """Spark's own log4j level: its errors only, unless BEATLYTICA_LOG_LEVEL=DEBUG (the job
+    reports its progress itself)."""
+    return "DEBUG" if debugging() else "ERROR"
+
+
+def quiet_py4j() -> None:
+    """py4j logs every command at DEBUG and INFO: kept out unless BEATLYTICA_LOG_LEVEL=DEBUG."""
+    if not debugging():
+        logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 def kafka_options(settings: Settings, topic: str) -> dict[str, str]:
@@ -116,84 +142,170 @@ def kafka_options(settings: Settings, topic: str) -> dict[str, str]:
     return options
 
 
-def start_queries(spark: Any, settings: Settings) -> list[Any]:
-    """Start the raw and the quarantine query of every topic; returns the queries."""
-    from pyspark.sql import functions as F
+#: rows inside a lake file: by user and session, then time, so the user's fields (name,
+#: location, agent, level…) repeat in runs that Parquet's dictionary and RLE encodings store once
+SORT_WITHIN_FILES = ("user_id", "session_id", "ts")
 
-    from spark_jobs.transforms import ERROR, enrich, parse, quarantine
+
+class TopicBatches:
+    """The ``foreachBatch`` of a topic's query: each micro-batch, read from Kafka once, goes to
+    the raw table (valid rows) and the quarantine table (rejected rows), each committed under
+    the batch id (:mod:`spark_jobs.lake_sink`). The rejected rows cost a second pass over the
+    batch only when the first found some."""
+
+    def __init__(self, spark: Any, settings: Settings, topic: str) -> None:
+        from spark_jobs.lake_sink import LakeTable
+
+        self.topic = topic
+        self.raw = LakeTable(spark, raw_table_uri(settings.lake, topic))
+        self.quarantine = LakeTable(spark, quarantine_uri(settings.lake, topic))
+        #: counts of the batches written, by batch id, until the progress listener logs them
+        self.counts: dict[int, dict[str, int]] = {}
+
+    def __call__(self, batch: Any, batch_id: int) -> None:
+        from pyspark.sql import Observation
+        from pyspark.sql import functions as F
+
+        from spark_jobs.transforms import ERROR, enrich, quarantine
+
+        observation = Observation(f"{self.topic}.{batch_id}")
+        observed = batch.observe(
+            observation,
+            F.count(F.when(F.col(ERROR).isNull(), 1)).alias("written"),
+            F.count(F.when(F.col(ERROR).isNotNull(), 1)).alias("quarantined"),
+        )
+        rows = enrich(observed.where(F.col(ERROR).isNull()), self.topic)
+        rows = rows.sortWithinPartitions(*PARTITION_COLUMNS, *SORT_WITHIN_FILES)
+        if self.raw.committed(batch_id):  # a replay of a batch whose raw rows are in
+            counts = None
+        else:
+            self.raw.write(rows, batch_id, PARTITION_COLUMNS)
+            counts = {k: int(v) for k, v in observation.get.items()}
+            self.counts[batch_id] = counts
+        if counts is None or counts["quarantined"]:
+            rejects = quarantine(batch.where(F.col(ERROR).isNotNull()))
+            self.quarantine.write(rejects, batch_id, ("quarantine_date",))
+        else:
+            self.quarantine.commit_empty(batch_id)
+
+
+#: the checkpoints of the job before one query per topic (a raw and a quarantine query)
+TWO_QUERY_CHECKPOINTS = ("raw", "quarantine")
+
+
+def batch_writers(spark: Any, settings: Settings) -> dict[str, TopicBatches]:
+    from spark_jobs.lake_sink import exists
+
+    for topic in settings.topics:
+        checkpoints = checkpoint_uri(settings.lake, topic).rpartition("/")[0]
+        old = [c for c in TWO_QUERY_CHECKPOINTS if exists(spark, f"{checkpoints}/{c}")]
+        if old and not exists(spark, checkpoint_uri(settings.lake, topic)):
+            raise BeatlyticaError(
+                f"the lake {settings.lake} was written by the job's earlier two-query layout "
+                f"({checkpoints}/{old[0]}): its offsets cannot carry over, so this job would "
+                "write the topic again; stream into a new BEATLYTICA_LAKE_URI (docs/lake.md)"
+            )
+    return {topic: TopicBatches(spark, settings, topic) for topic in settings.topics}
+
+
+def start_queries(spark: Any, settings: Settings, writers: dict[str, TopicBatches]) -> list[Any]:
+    """Start one query per topic (its name is the topic)."""
+    from spark_jobs.transforms import parse
 
     interval = parse_trigger(settings.stream_trigger)
     trigger = {"availableNow": True} if interval is None else {"processingTime": interval}
     queries = []
-    for topic in settings.topics:
-
-        def source(topic: str = topic) -> Any:
-            kafka = spark.readStream.format("kafka").options(**kafka_options(settings, topic))
-            return parse(kafka.load(), topic)
-
-        valid = F.count(F.when(F.col(ERROR).isNull(), 1)).alias("written")
-        rejected = F.count(F.when(F.col(ERROR).isNotNull(), 1))
-        raw = (
-            source()
-            .observe(f"{topic}.raw", valid, rejected.alias("quarantined"))
-            .where(F.col(ERROR).isNull())
-        )
-        rejects = (
-            source()
-            .observe(f"{topic}.quarantine", rejected.alias("written"))
-            .where(F.col(ERROR).isNotNull())
-        )
+    for topic, writer in writers.items():
+        kafka = spark.readStream.format("kafka").options(**kafka_options(settings, topic))
         queries.append(
-            enrich(raw, topic)
-            .writeStream.queryName(f"{topic}.raw")
-            .format("parquet")
-            .partitionBy(*PARTITION_COLUMNS)
-            .option("path", raw_table_uri(settings.lake, topic))
-            .option("checkpointLocation", checkpoint_uri(settings.lake, topic, "raw"))
-            .trigger(**trigger)
-            .start()
-        )
-        queries.append(
-            quarantine(rejects)
-            .writeStream.queryName(f"{topic}.quarantine")
-            .format("parquet")
-            .partitionBy("quarantine_date")
-            .option("path", quarantine_uri(settings.lake, topic))
-            .option("checkpointLocation", checkpoint_uri(settings.lake, topic, "quarantine"))
+            parse(kafka.load(), topic)
+            .writeStream.queryName(topic)
+            .foreachBatch(writer)
+            .option("checkpointLocation", checkpoint_uri(settings.lake, topic))
             .trigger(**trigger)
             .start()
         )
     return queries
 
 
-def progress_fields(progress: Any) -> dict[str, Any]:
-    """The JSON log fields of one micro-batch of one query."""
-    topic, _, kind = str(progress.name).rpartition(".")
+def backlog(progress: Any) -> int | None:
+    """Offsets between what a batch read up to and the latest the source saw, all partitions."""
+    total = 0
+    for source in progress.sources:
+        end = json.loads(source.endOffset or "null")
+        latest = json.loads(getattr(source, "latestOffset", None) or "null")
+        if not isinstance(end, dict) or not isinstance(latest, dict):
+            return None
+        for topic, partitions in latest.items():
+            for partition, offset in partitions.items():
+                total += max(int(offset) - int(end.get(topic, {}).get(partition, 0)), 0)
+    return total
+
+
+def progress_fields(progress: Any, counts: dict[str, int] | None) -> dict[str, Any]:
+    """The JSON log fields of one micro-batch of one topic's query."""
+    # Spark counts the rows of every pass over the batch (a second one when it has rejects):
+    # the events read are the written and the quarantined ones, when the batch ran here
+    rows = sum(counts.values()) if counts is not None else progress.numInputRows
+    seconds = (progress.batchDuration or 0) / 1000
     fields: dict[str, Any] = {
-        "query": progress.name,
-        "topic": topic,
-        "sink": kind,
+        "topic": str(progress.name),
         "batch_id": progress.batchId,
-        "input_rows": progress.numInputRows,
+        "input_rows": rows,
+        "events_per_s": round(rows / seconds) if seconds else 0,
+        "backlog": backlog(progress),
         "batch_duration_ms": progress.batchDuration,
         "end_offsets": {s.description: json.loads(s.endOffset or "null") for s in progress.sources},
     }
-    counts = progress.observedMetrics.get(str(progress.name))
     if counts is not None:
-        fields.update({f"{name}_rows": value for name, value in counts.asDict().items()})
+        fields.update({f"{name}_rows": value for name, value in counts.items()})
     return fields
 
 
-def add_progress_listener(spark: Any) -> Any:
+def progress_line(fields: dict[str, Any]) -> str:
+    """One human line per micro-batch of a topic (the JSON line carries the same fields)."""
+    line = f"{fields['topic']}: batch {fields['batch_id']}, {fields['input_rows']:,} read"
+    if fields.get("backlog") is not None:
+        line += f" ({fields['backlog']:,} behind)"
+    line += f", {fields['events_per_s']:,} events/s"
+    if "quarantined_rows" in fields:
+        line += f", {fields['quarantined_rows']:,} quarantined"
+    return line
+
+
+class Heartbeat:
+    """When the job last told its user something: a batch that runs long gets a line saying
+    so, never a silent minute."""
+
+    def __init__(self) -> None:
+        self.at = time.monotonic()
+
+    def beat(self) -> None:
+        self.at = time.monotonic()
+
+    def quiet_for(self) -> float:
+        return time.monotonic() - self.at
+
+
+def add_progress_listener(
+    spark: Any, batches: dict[str, TopicBatches], heartbeat: Heartbeat
+) -> Any:
     from pyspark.sql.streaming import StreamingQueryListener
 
     class ProgressLogger(StreamingQueryListener):
         def onQueryStarted(self, event: Any) -> None:
-            log.info("query started", extra={"fields": {"query": event.name}})
+            log.info(f"{event.name}: reading", extra={"fields": {"topic": event.name}})
 
         def onQueryProgress(self, event: Any) -> None:
-            if event.progress.numInputRows or event.progress.batchId == 0:
-                log.info("micro-batch", extra={"fields": progress_fields(event.progress)})
+            progress = event.progress
+            writer = batches.get(str(progress.name))
+            counts = writer.counts.pop(progress.batchId, None) if writer else None
+            if progress.numInputRows or progress.batchId == 0:
+                fields = progress_fields(progress, counts)
+                log.info(
+                    progress_line(fields), extra={"fields": {"event": "micro-batch", **fields}}
+                )
+                heartbeat.beat()
 
         def onQueryIdle(self, event: Any) -> None:
             pass
@@ -211,20 +323,50 @@ def add_progress_listener(spark: Any) -> Any:
 
 def run(settings: Settings, master: str | None = None) -> int:
     """Run until the queries end (availableNow), fail, or SIGTERM; 0 on success, 1 on failure."""
+    quiet_py4j()
+    started = time.monotonic()
+    log.info(f"starting Spark ({master or 'spark-submit'})")
     spark = build_session(settings, master)
-    listener = add_progress_listener(spark)
+    log.info(f"Spark is up in {time.monotonic() - started:.0f} s")
     try:
-        return _supervise(start_queries(spark, settings), settings)
+        return stream(spark, settings)
     finally:
-        spark.streams.removeListener(listener)
         spark.stop()
 
 
-def _supervise(queries: list[Any], settings: Settings, poll_s: float = 1.0) -> int:
-    """Watch the queries: stop them all on SIGTERM (exit 0) or when one fails (exit 1)."""
+def stream(spark: Any, settings: Settings) -> int:
+    """The job on a running session: its queries, their progress, their end."""
+    writers = batch_writers(spark, settings)
+    heartbeat = Heartbeat()
+    listener = add_progress_listener(spark, writers, heartbeat)
+    try:
+        try:
+            queries = start_queries(spark, settings, writers)
+        except Exception as e:
+            if "Failed to find data source: kafka" in str(e):
+                raise BeatlyticaError(
+                    "Spark has no Kafka connector: put org.apache.spark:spark-sql-kafka-0-10_2.13 "
+                    "and its dependencies on its classpath (the spark image has them; locally "
+                    "`make setup` fetches them into .cache/jars/spark)"
+                ) from None
+            raise
+        return _supervise(queries, settings, heartbeat)
+    finally:
+        spark.streams.removeListener(listener)
+
+
+def _supervise(
+    queries: list[Any],
+    settings: Settings,
+    heartbeat: Heartbeat | None = None,
+    poll_s: float = 1.0,
+    quiet_s: float = 20.0,
+) -> int:
+    """Watch the queries: stop them all on SIGTERM (exit 0) or when one fails (exit 1); say
+    what they are doing when a batch takes long."""
     continuous = parse_trigger(settings.stream_trigger) is not None
     log.info(
-        "streaming",
+        f"streaming {len(queries)} topics into {settings.lake}",
         extra={
             "fields": {
                 "lake": settings.lake,
@@ -233,6 +375,7 @@ def _supervise(queries: list[Any], settings: Settings, poll_s: float = 1.0) -> i
             }
         },
     )
+    heartbeat = heartbeat or Heartbeat()
     stop = threading.Event()
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main_thread else None
@@ -248,6 +391,11 @@ def _supervise(queries: list[Any], settings: Settings, poll_s: float = 1.0) -> i
                     )
                 return 1
             active = [q for q in queries if q.isActive]
+            if active and heartbeat.quiet_for() >= quiet_s:
+                busy = [q.name for q in active if q.status["isTriggerActive"]]
+                if busy:
+                    log.info(f"still reading {', '.join(busy)}", extra={"fields": {"busy": busy}})
+                heartbeat.beat()
             if not active:
                 return 0  # availableNow: everything there was is in the lake
             if continuous and len(active) < len(queries):
@@ -271,8 +419,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--master", help="Spark master, e.g. local[2] (spark-submit sets it)")
     args = parser.parse_args(argv)
     setup_logging()
-    logging.getLogger("py4j").setLevel(logging.WARNING)
-    return run(get_settings(), args.master)
+    try:
+        return run(get_settings(), args.master)
+    except BeatlyticaError as e:
+        log.error(str(e))
+        return 2
 
 
 if __name__ == "__main__":

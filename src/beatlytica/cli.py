@@ -136,7 +136,6 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     from beatlytica.settings import get_settings
     from spark_jobs.stream_events import run
 
-    logging.getLogger("py4j").setLevel(logging.WARNING)
     return run(get_settings(), args.master)
 
 

@@ -1,8 +1,9 @@
 """Reading the Parquet lake the way its writer meant: committed files only.
 
-The streaming job writes each topic with Spark's file sink, which records every file of a
-micro-batch in the sink's commit log (``<table>/_spark_metadata/<batch>``, compacted every few
-batches into ``<batch>.compact``) only once the batch has committed. A file that a killed batch
+The streaming job writes each table the way Spark's file sink does (``spark_jobs.lake_sink``):
+it records every file of a micro-batch in the table's commit log
+(``<table>/_spark_metadata/<batch>``, compacted every few batches into ``<batch>.compact``)
+only once the batch has committed. A file that a killed batch
 left behind is in the folder but not in the log, so readers list files through the log, never
 by listing the folder. This module has no Spark dependency: the loader and the Airflow sensor use
 it through pyarrow's file systems (local folders and ``gs://``).
@@ -36,8 +37,12 @@ def quarantine_uri(lake: str, topic: str) -> str:
     return f"{lake.rstrip('/')}/quarantine/{topic}"
 
 
-def checkpoint_uri(lake: str, topic: str, query: str) -> str:
-    return f"{lake.rstrip('/')}/_checkpoints/{topic}/{query}"
+#: the folder of a topic's query checkpoint (Kafka offsets, commits) under _checkpoints/<topic>/
+CHECKPOINT = "lake"
+
+
+def checkpoint_uri(lake: str, topic: str) -> str:
+    return f"{lake.rstrip('/')}/_checkpoints/{topic}/{CHECKPOINT}"
 
 
 def filesystem(uri: str, gcs_endpoint: str | None = None) -> tuple[fs.FileSystem, str]:

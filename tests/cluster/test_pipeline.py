@@ -109,13 +109,16 @@ def test_committed_files_appear_for_every_topic() -> None:
     # the queries' checkpoints are in the bucket too: offsets and commits of every topic
     from pyarrow import fs
 
-    from beatlytica.lake import filesystem
+    from beatlytica.lake import CHECKPOINT, filesystem
 
     gcs, root = filesystem(f"{lake}/_checkpoints", gcs_endpoint())
     paths = [i.path for i in gcs.get_file_info(fs.FileSelector(root, recursive=True))]
     for topic in topics():
         for log in ("offsets", "commits"):
-            assert any(f"/_checkpoints/{topic}/raw/{log}/" in p for p in paths), (topic, log)
+            assert any(f"/_checkpoints/{topic}/{CHECKPOINT}/{log}/" in p for p in paths), (
+                topic,
+                log,
+            )
 
 
 # --- 2. Airflow's pod tasks ----------------------------------------------------------------------
