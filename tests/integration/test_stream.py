@@ -278,3 +278,26 @@ def test_lost_offsets_stop_the_job_with_a_non_zero_exit(
     failure = [json.loads(line) for line in result.stderr.splitlines()
                if line.startswith("{") and '"streaming failed"' in line]  # fmt: skip
     assert failure and "listen_events" in result.stderr
+
+
+def test_spark_submit_without_the_kafka_connector_fails_with_one_line(tmp_path: Path) -> None:
+    """The operator runs the job with spark-submit; on a Spark without the connector jars the
+    job says which jars are missing, in one line, and exits non-zero (the spark image has them:
+    tests/cluster runs it there)."""
+    result = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "spark-submit"), "--master", "local[1]",
+         str(ROOT / "spark_jobs" / "stream_events.py")],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env=cli_env(BEATLYTICA_HOME=str(tmp_path / "home"), SPARK_LOCAL_IP="127.0.0.1",
+                    BEATLYTICA_JARS_DIR=str(tmp_path / "no-jars"),
+                    BEATLYTICA_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",
+                    PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+                    PYSPARK_PYTHON=str(ROOT / ".venv" / "bin" / "python")),
+    )  # fmt: skip
+    output = result.stdout + result.stderr  # spark-submit passes the job's stderr to stdout
+    assert result.returncode == 2, output[-3000:]
+    errors = [json.loads(line) for line in output.splitlines()
+              if line.startswith("{") and '"ERROR"' in line]  # fmt: skip
+    assert len(errors) == 1, output[-3000:]
+    assert "spark-sql-kafka-0-10" in errors[0]["message"]
+    assert "Traceback" not in output
