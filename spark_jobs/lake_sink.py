@@ -174,7 +174,7 @@ class LakeTable:
             if previous >= 0:
                 carried += log_entries(self._read(log_name(previous)))
             for batch in range(max(previous + 1, 0), batch_id):
-                if self._fs.exists(self._path(f"{self._log}/{log_name(batch)}")):
+                if self.committed(batch):
                     carried += log_entries(self._read(log_name(batch)))
             entries = carried + entries
         self._write_atomically(log_name(batch_id), log_text(entries))
