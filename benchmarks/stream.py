@@ -1,12 +1,13 @@
 """Streaming job cost: events/s, CPU per event and lake bytes per event on local[2].
 
-    .venv/bin/python -m benchmarks.stream [--users 60000] [--days 2]
+    .venv/bin/python -m benchmarks.stream [--users 60000] [--days 2] [--threads]
 
 Produces the simulated window into a fresh local broker (3 partitions per topic), starts Spark
 (timed apart: ``startup_s``), then times one availableNow run of the job over all four topics
 into a temporary lake. CPU is the driver's: this Python process and the Spark JVM it launched
 (with any process under it), read from /proc before and after the run. Lake bytes are the raw
-tables' committed Parquet files. The last line is the machine-readable summary:
+tables' committed Parquet files. ``--threads`` also prints the Spark JVM's CPU by thread name
+(compilers, collector, tasks). The last line is the machine-readable summary:
 
     events=N seconds=S events_per_s=R cpu_us_per_event=C lake_bytes_per_event=B startup_s=T
 """
@@ -53,6 +54,21 @@ def driver_cpu_s(spark: Any) -> float:
     return usage.ru_utime + usage.ru_stime + _tree_cpu_s(jvm)
 
 
+def jvm_threads_cpu_s(spark: Any) -> dict[str, float]:
+    """CPU seconds of the Spark JVM's live threads, grouped by name (digits dropped)."""
+    groups: dict[str, float] = {}
+    jvm = spark.sparkContext._gateway.proc.pid
+    for task in Path(f"/proc/{jvm}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        group = "".join(c for c in name if not c.isdigit()).strip(" -#")
+        groups[group] = groups.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS
+    return groups
+
+
 def lake_bytes(lake: str) -> tuple[int, int]:
     """(bytes, files) of the committed Parquet files of every raw table."""
     total = files = 0
@@ -69,6 +85,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=60_000)
     parser.add_argument("--days", type=float, default=2.0)
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument(
+        "--threads", action="store_true", help="also print the JVM's CPU by thread (start-up included)"
+    )
     args = parser.parse_args()
     from spark_jobs.stream_events import build_session, stream
 
@@ -83,6 +102,10 @@ def main() -> None:
             assert stream(spark, work.settings) == 0
             seconds = time.perf_counter() - started
             cpu_s = driver_cpu_s(spark) - cpu_before
+            if args.threads:
+                threads = jvm_threads_cpu_s(spark)
+                for name, spent in sorted(threads.items(), key=lambda kv: -kv[1])[:15]:
+                    print(f"  {spent:7.1f} CPU s  {name}")
         finally:
             spark.stop()
         size, files = lake_bytes(work.settings.lake)

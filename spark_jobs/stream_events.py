@@ -52,6 +52,13 @@ SESSION_CONFIG = {
 }
 
 
+#: the JVM options of the job's driver and executors. The parallel collector: G1's concurrent
+#: marking took about a tenth of the job's CPU for nothing a throughput job needs (pauses are
+#: short either way); docs/benchmarks.md has the figures. The chart passes the same options
+#: (stream.javaOptions, tested to agree).
+JVM_OPTIONS = "-XX:+UseParallelGC"
+
+
 #: the Hadoop GCS connector for gs:// lakes. Hadoop 3.5's core-default.xml gives some fs.gs.*
 #: sizes as "64m", which the connector cannot parse: they are restated in bytes.
 GCS_CONFIG = {
@@ -85,6 +92,8 @@ def build_session(settings: Settings, master: str | None = None) -> Any:
     builder = SparkSession.builder.appName("beatlytica-stream")
     if master:
         builder = builder.master(master).config("spark.ui.enabled", "false")
+    if master and master.startswith("local"):  # the JVM pyspark launches is driver and executor
+        builder = builder.config("spark.driver.extraJavaOptions", JVM_OPTIONS)
     jars_dir = settings.jars_path("spark")
     jars = sorted(str(p) for p in jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
     if jars:

@@ -651,6 +651,15 @@ def test_stream_application(docs: list[dict[str, Any]]) -> None:
     assert app["driver"]["annotations"]["prometheus.io/scrape"] == "true"
 
 
+def test_the_spark_application_runs_the_jvms_as_the_embedded_job_does(
+    docs: list[dict[str, Any]],
+) -> None:
+    from spark_jobs.stream_events import JVM_OPTIONS
+
+    app = one(docs, "SparkApplication", "beatlytica-stream")["spec"]
+    assert app["driver"]["javaOptions"] == app["executor"]["javaOptions"] == JVM_OPTIONS
+
+
 # --- RBAC: Airflow's pod tasks, and nothing more ------------------------------------------------
 
 
