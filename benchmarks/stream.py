@@ -85,9 +85,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=60_000)
     parser.add_argument("--days", type=float, default=2.0)
     parser.add_argument("--master", default="local[2]")
-    parser.add_argument(
-        "--threads", action="store_true", help="also print the JVM's CPU by thread (start-up included)"
-    )
+    parser.add_argument("--threads", action="store_true", help="print the JVM CPU by thread")
     args = parser.parse_args()
     from spark_jobs.stream_events import build_session, stream
 
