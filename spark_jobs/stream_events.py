@@ -22,6 +22,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
 
@@ -93,7 +94,7 @@ def build_session(settings: Settings, master: str | None = None) -> Any:
     if master:
         builder = builder.master(master).config("spark.ui.enabled", "false")
     if master and master.startswith("local"):  # the JVM pyspark launches is driver and executor
-        builder = builder.config("spark.driver.extraJavaOptions", JVM_OPTIONS)
+        builder = builder.config("spark.driver.extraJavaOptions", local_java_options())
     jars_dir = settings.jars_path("spark")
     jars = sorted(str(p) for p in jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
     if jars:
@@ -102,6 +103,18 @@ def build_session(settings: Settings, master: str | None = None) -> Any:
         builder = builder.config(key, value)
     builder = builder.config("spark.log.level", spark_log_level())
     return builder.getOrCreate()
+
+
+#: Spark's log4j configuration in local mode: its errors only, from the JVM's first line
+LOCAL_LOG4J = Path(__file__).with_name("log4j2.properties")
+
+
+def local_java_options() -> str:
+    """The JVM options of a local-mode run: the job's, and Spark's log4j configuration unless
+    debugging (set before the JVM starts, so even Spark's start-up lines follow it)."""
+    if debugging():
+        return JVM_OPTIONS
+    return f"{JVM_OPTIONS} -Dlog4j2.configurationFile={LOCAL_LOG4J.as_uri()}"
 
 
 def debugging() -> bool:

@@ -67,6 +67,10 @@ def read_lake(lake: str, kind: str, topic: str) -> list[dict[str, Any]]:
     return [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
 
 
+#: printed by the JVM itself when Spark 4 loads the incubating vector module
+JVM_NOTICE = "WARNING: Using incubator modules: jdk.incubator.vector"
+
+
 def stream_env(broker: LocalKafka, home: Path, **extra: str) -> dict[str, str]:
     return {
         "BEATLYTICA_HOME": str(home),
@@ -143,6 +147,11 @@ def test_generator_to_kafka_to_lake(kafka_broker: LocalKafka, tmp_path: Path) ->
     assert raw_lines["listen_events"]["quarantined_rows"] == len(bad["listen_events"])
     assert raw_lines["listen_events"]["input_rows"] == len(expected["listen_events"]) + 4
     assert "listen_events" in json.dumps(raw_lines["listen_events"]["end_offsets"])
+    # nothing but the job's own JSON lines: no Spark start-up banner, log4j or py4j chatter
+    # (the JVM's own notice of the vector module, printed before any logging exists, aside)
+    chatter = [line for line in result.stderr.splitlines() + result.stdout.splitlines()
+               if line.strip() and not line.startswith("{") and JVM_NOTICE not in line]  # fmt: skip
+    assert chatter == [], chatter
 
 
 def _committed_batches(table: Path) -> int:
