@@ -22,8 +22,8 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from beatlytica.errors import BeatlyticaError
