@@ -232,15 +232,16 @@ def batch_writers(spark: Any, settings: Settings) -> dict[str, TopicBatches]:
 
 def start_queries(spark: Any, settings: Settings, writers: dict[str, TopicBatches]) -> list[Any]:
     """Start one query per topic (its name is the topic)."""
-    from spark_jobs.transforms import parse
+    from spark_jobs.transforms import EventTimeWindow, parse
 
+    window = EventTimeWindow.from_settings(settings)
     interval = parse_trigger(settings.stream_trigger)
     trigger = {"availableNow": True} if interval is None else {"processingTime": interval}
     queries = []
     for topic, writer in writers.items():
         kafka = spark.readStream.format("kafka").options(**kafka_options(settings, topic))
         queries.append(
-            parse(kafka.load(), topic)
+            parse(kafka.load(), topic, window)
             .writeStream.queryName(topic)
             .foreachBatch(writer)
             .option("checkpointLocation", checkpoint_uri(settings.lake, topic))

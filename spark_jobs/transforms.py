@@ -9,6 +9,9 @@ The session time zone must be UTC (the job sets it): event_date and event_hour a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -17,12 +20,15 @@ from beatlytica.events import (
     EVENT_ID_FIELDS,
     EVENT_ID_HEX_CHARS,
     EVENT_ID_SEPARATOR,
+    IDENTIFIED_AUTH_STATES,
     LAKE_PARTITION_FIELDS,
     TOPICS,
     FieldType,
     lake_fields,
 )
 from beatlytica.schemas import spark_payload_schema
+from beatlytica.settings import Settings
+from beatlytica.timeparse import parse_utc, to_epoch_ms
 
 CORRUPT = "_corrupt_record"
 PAYLOAD = "payload"
@@ -41,7 +47,38 @@ QUARANTINE_COLUMNS = (
 )
 
 
-def parse(kafka: DataFrame, topic: str) -> DataFrame:
+@dataclass(frozen=True)
+class EventTimeWindow:
+    """The event times the lake takes: ``ts`` from ``earliest_ms``, and every time field
+    (``registration`` too, from 1970) up to ``max_ahead_ms`` after the record's Kafka
+    timestamp. Relative to the Kafka timestamp, not to the clock, so a replay of a batch
+    decides exactly as the first run did. Outside it an event would land in a partition no
+    interval loads (seconds sent as milliseconds fall in 1970), or overflow a timestamp
+    (Long.MaxValue milliseconds crashed every batch): it is quarantined instead."""
+
+    earliest_ms: int
+    max_ahead_ms: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EventTimeWindow:
+        return cls(
+            to_epoch_ms(parse_utc(settings.stream_event_time_min)),
+            settings.stream_event_time_max_ahead_hours * 3_600_000,
+        )
+
+    def describe(self) -> str:
+        earliest = datetime.fromtimestamp(self.earliest_ms / 1000, UTC)
+        return (
+            f"before {earliest:%Y-%m-%dT%H:%M:%SZ} or over {self.max_ahead_ms // 3_600_000} h "
+            "after the Kafka timestamp"
+        )
+
+
+#: the window of the settings' defaults
+DEFAULT_WINDOW = EventTimeWindow.from_settings(Settings.model_construct())
+
+
+def parse(kafka: DataFrame, topic: str, window: EventTimeWindow = DEFAULT_WINDOW) -> DataFrame:
     """Kafka rows (key, value, topic, partition, offset, timestamp) -> Kafka metadata, the raw
     value as text, the parsed ``payload`` struct and an ``error`` (null when the row is valid).
     """
@@ -58,7 +95,7 @@ def parse(kafka: DataFrame, topic: str) -> DataFrame:
             raw, schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
         ).alias(PAYLOAD),
     )
-    return parsed.withColumn(ERROR, validation_error(topic))
+    return parsed.withColumn(ERROR, validation_error(topic, window))
 
 
 def _listing(prefix: str, items: list[Column]) -> Column:
@@ -67,10 +104,11 @@ def _listing(prefix: str, items: list[Column]) -> Column:
     return F.when(joined != "", F.concat(F.lit(prefix), joined))
 
 
-def validation_error(topic: str) -> Column:
+def validation_error(topic: str, window: EventTimeWindow = DEFAULT_WINDOW) -> Column:
     """Why a parsed row cannot enter the lake, or null. Checked in order: an empty value, a
     record of another topic, text that is not a JSON object, fields of the wrong type, missing
-    required fields, values outside a field's vocabulary."""
+    required fields, an identified user without a userId, event times outside the window,
+    values outside a field's vocabulary."""
     model = TOPICS[topic]
     payload = F.col(PAYLOAD)
     raw = F.col("raw_value")
@@ -83,6 +121,18 @@ def validation_error(topic: str) -> Column:
         for f in model.fields
     ]
     missing = [F.when(payload[f.name].isNull(), F.lit(f.name)) for f in model.fields if f.required]
+    latest = F.unix_millis(F.col("kafka_timestamp")) + F.lit(window.max_ahead_ms)
+    # the floor is the event's (ts); an earlier registration is a fact about the user
+    floors = {f.name: window.earliest_ms if f.name == "ts" else 0 for f in model.fields}
+    out_of_window = [
+        F.when(
+            payload[f.name].isNotNull()
+            & ((payload[f.name] < F.lit(floors[f.name])) | (payload[f.name] > latest)),
+            F.concat(F.lit(f"{f.name}="), payload[f.name].cast("string")),
+        )
+        for f in model.fields
+        if f.type is FieldType.EPOCH_MILLIS
+    ]
     outside = [
         F.when(
             payload[f.name].isNotNull() & ~payload[f.name].isin(*f.allowed),
@@ -91,7 +141,7 @@ def validation_error(topic: str) -> Column:
         for f in model.fields
         if f.allowed
     ]
-    return F.coalesce(
+    checks = [
         F.when(raw.isNull(), F.lit("empty Kafka value")),
         F.when(
             F.col("kafka_topic") != topic,
@@ -107,7 +157,29 @@ def validation_error(topic: str) -> Column:
             ),
         ),
         _listing("missing required fields: ", missing),
+        anonymous_identified_user(topic),
+        _listing(f"event time out of range ({window.describe()}): ", out_of_window),
         _listing("value not allowed: ", outside),
+    ]
+    return F.coalesce(*(check for check in checks if check is not None))
+
+
+def anonymous_identified_user(topic: str) -> Column | None:
+    """The error of an event whose user is identified (auth Logged In or Cancelled, or a login
+    that succeeded) but that carries no userId: it would count as nobody's listen."""
+    names = TOPICS[topic].field_names
+    if "userId" not in names:
+        return None
+    payload = F.col(PAYLOAD)
+    if "auth" in names:
+        identified, state = payload["auth"].isin(*IDENTIFIED_AUTH_STATES), payload["auth"]
+    elif "success" in names:
+        identified, state = payload["success"], F.lit("login succeeded")
+    else:
+        return None
+    return F.when(
+        identified & payload["userId"].isNull(),
+        F.concat(F.lit("missing userId of an identified user ("), state, F.lit(")")),
     )
 
 

@@ -83,6 +83,17 @@ class Settings(BaseSettings):
     stream_max_offsets_per_trigger: int | None = Field(
         None, ge=1, description="Upper bound of Kafka offsets per micro-batch (all partitions)."
     )
+    stream_event_time_min: str = Field(
+        "2000-01-01T00:00:00",
+        description="Earliest event time (`ts`) the streaming job accepts (UTC); earlier events, "
+        "such as seconds sent as milliseconds, are quarantined.",
+    )
+    stream_event_time_max_ahead_hours: int = Field(
+        24,
+        ge=0,
+        description="How far an event time (`ts`, `registration`) may lie after the record's "
+        "Kafka timestamp; later events are quarantined.",
+    )
 
     # --- warehouse ---------------------------------------------------------------------------
     warehouse: Literal["duckdb", "bigquery"] = Field(
@@ -171,6 +182,14 @@ class Settings(BaseSettings):
                 f"topics must be a non-empty subset of {', '.join(TOPIC_NAMES)}; "
                 f"unknown: {', '.join(unknown) or '(none given)'}"
             )
+        return value
+
+    @field_validator("stream_event_time_min")
+    @classmethod
+    def _event_time_min(cls, value: str) -> str:
+        from beatlytica.timeparse import parse_utc
+
+        parse_utc(value)
         return value
 
     @field_validator("stream_trigger")

@@ -38,6 +38,9 @@ def malformed(topic: str, good: dict[str, Any]) -> list[str]:
         json.dumps({**good, "ts": "yesterday"}),
         json.dumps({k: v for k, v in good.items() if k != "sessionId"}),
         json.dumps({**good, "level": "platinum"}),
+        # once a poison record: "long overflow" in every batch, forever
+        json.dumps({**good, "ts": 2**63 - 1}),
+        json.dumps({**good, "ts": good["ts"] // 1000}),  # seconds: 1970, loaded by no interval
     ]
 
 
@@ -133,6 +136,8 @@ def test_generator_to_kafka_to_lake(kafka_broker: LocalKafka, tmp_path: Path) ->
         assert errors[bad[topic][1]] == "wrong type: ts (expected epoch_millis)"
         assert errors[bad[topic][2]] == "missing required fields: sessionId"
         assert errors[bad[topic][3]] == "value not allowed: level=platinum"
+        assert errors[bad[topic][4]].startswith("event time out of range")
+        assert errors[bad[topic][5]].startswith("event time out of range")
 
     # the late event sits in its own event-time partition
     late_files = [f for f in committed_files(raw_table_uri(lake, "listen_events"))
@@ -145,7 +150,9 @@ def test_generator_to_kafka_to_lake(kafka_broker: LocalKafka, tmp_path: Path) ->
     assert len(raw_lines) == len(batches) == len(TOPIC_NAMES)  # one read of each topic
     assert raw_lines["listen_events"]["written_rows"] == len(expected["listen_events"])
     assert raw_lines["listen_events"]["quarantined_rows"] == len(bad["listen_events"])
-    assert raw_lines["listen_events"]["input_rows"] == len(expected["listen_events"]) + 4
+    assert raw_lines["listen_events"]["input_rows"] == len(expected["listen_events"]) + len(
+        bad["listen_events"]
+    )
     assert "listen_events" in json.dumps(raw_lines["listen_events"]["end_offsets"])
     # nothing but the job's own JSON lines: no Spark start-up banner, log4j or py4j chatter
     # (the JVM's own notice of the vector module, printed before any logging exists, aside)

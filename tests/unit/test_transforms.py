@@ -11,7 +11,8 @@ from pyspark.sql import types as T
 
 from beatlytica.events import event_id
 from beatlytica.schemas import spark_lake_schema
-from spark_jobs.transforms import QUARANTINE_COLUMNS, parse, split
+from beatlytica.settings import Settings
+from spark_jobs.transforms import QUARANTINE_COLUMNS, EventTimeWindow, parse, split
 
 KAFKA_SCHEMA = T.StructType(
     [
@@ -24,6 +25,11 @@ KAFKA_SCHEMA = T.StructType(
     ]
 )
 KAFKA_TS = datetime(2026, 11, 2, 0, 0, 5, tzinfo=UTC)
+KAFKA_MS = int(KAFKA_TS.timestamp() * 1000)
+EARLIEST_MS = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1000)
+OUT_OF_RANGE = (
+    "event time out of range (before 2000-01-01T00:00:00Z or over 24 h after the Kafka timestamp): "
+)
 
 
 def kafka_rows(spark: Any, topic: str, values: list[str | None], source_topic: str | None = None):
@@ -110,6 +116,18 @@ def good(sample_events) -> dict[str, Any]:
         (lambda g: "{}", "missing required fields: artist, song, duration, ts, sessionId"),
         (lambda g: json.dumps({**g, "level": "gold"}), "value not allowed: level=gold"),
         (lambda g: None, "empty Kafka value"),
+        # event times outside the window: each would overflow a timestamp or land where no
+        # interval loads it
+        (lambda g: json.dumps({**g, "ts": 2**63 - 1}), f"{OUT_OF_RANGE}ts=9223372036854775807"),
+        (lambda g: json.dumps({**g, "registration": 2**63 - 1}),
+         f"{OUT_OF_RANGE}registration=9223372036854775807"),
+        (lambda g: json.dumps({**g, "ts": g["ts"] // 1000}), f"{OUT_OF_RANGE}ts="),  # seconds
+        (lambda g: json.dumps({**g, "ts": -1}), f"{OUT_OF_RANGE}ts=-1"),
+        (lambda g: json.dumps({**g, "registration": -1}), f"{OUT_OF_RANGE}registration=-1"),
+        (lambda g: json.dumps({**g, "ts": 4102444800000}), f"{OUT_OF_RANGE}ts=4102444800000"),
+        (lambda g: json.dumps({**g, "ts": KAFKA_MS + 24 * 3_600_000 + 1}), f"{OUT_OF_RANGE}ts="),
+        (lambda g: json.dumps({**g, "userId": None}),
+         "missing userId of an identified user (Logged In)"),
     ],
 )  # fmt: skip
 def test_malformed_records_are_quarantined_with_their_error(spark, good, mutate, error) -> None:
@@ -123,6 +141,37 @@ def test_malformed_records_are_quarantined_with_their_error(spark, good, mutate,
     assert row.raw_value == value
     assert (row.kafka_topic, row.kafka_partition, row.kafka_offset) == ("listen_events", 0, 1)
     assert row.quarantined_at is not None and row.quarantine_date is not None
+
+
+def test_event_times_at_the_window_edges_are_kept_and_a_poison_one_is_quarantined(
+    spark, good
+) -> None:
+    """Long.MaxValue milliseconds once crashed every batch ("long overflow") forever: the batch
+    now writes its valid rows, the edges of the window included, and quarantines that one."""
+    edges = [EARLIEST_MS, KAFKA_MS + 24 * 3_600_000]
+    values = [json.dumps({**good, "ts": ts, "itemInSession": i}) for i, ts in enumerate(edges)]
+    values.append(json.dumps({**good, "ts": 2**63 - 1}))
+    valid, rejected = split(parse(kafka_rows(spark, "listen_events", values), "listen_events"),
+                            "listen_events")  # fmt: skip
+    rows = valid.collect()  # every column computed, the timestamps among them
+    assert sorted(int(r.ts.replace(tzinfo=UTC).timestamp() * 1000) for r in rows) == edges
+    assert [r.raw_value for r in rejected.collect()] == [values[-1]]
+
+
+def test_the_window_comes_from_the_settings(spark, good) -> None:
+    window = EventTimeWindow.from_settings(
+        Settings(stream_event_time_min="2026-11-01T12:00:00", stream_event_time_max_ahead_hours=0)
+    )
+    early = json.dumps(
+        {**good, "ts": int(datetime(2026, 11, 1, 11, tzinfo=UTC).timestamp() * 1000)}
+    )
+    ahead = json.dumps({**good, "ts": KAFKA_MS + 1})
+    frame = kafka_rows(spark, "listen_events", [early, ahead])
+    valid, rejected = split(parse(frame, "listen_events", window), "listen_events")
+    assert valid.count() == 0
+    errors = [r.error for r in rejected.orderBy("kafka_offset").collect()]
+    assert errors[0].startswith("event time out of range (before 2026-11-01T12:00:00Z or over 0 h")
+    assert errors[1].endswith(f"ts={KAFKA_MS + 1}")
 
 
 def test_records_of_another_topic_are_quarantined(spark, good) -> None:
