@@ -78,24 +78,48 @@ class EventTimeWindow:
 DEFAULT_WINDOW = EventTimeWindow.from_settings(Settings.model_construct())
 
 
+#: id fields some Eventsim setups write as JSON strings ("123"): a string of digits is taken as
+#: the number, an empty string as no id; anything else is the wrong type
+TEXT_IDS = ("userId",)
+#: longest run of digits that always fits a long
+_ID_DIGITS = r"^[0-9]{1,18}$"
+
+
+def _text_id(name: str) -> str:
+    return f"_{name}_text"
+
+
 def parse(kafka: DataFrame, topic: str, window: EventTimeWindow = DEFAULT_WINDOW) -> DataFrame:
     """Kafka rows (key, value, topic, partition, offset, timestamp) -> Kafka metadata, the raw
     value as text, the parsed ``payload`` struct and an ``error`` (null when the row is valid).
-    """
-    schema = spark_payload_schema(topic).add(T.StructField(CORRUPT, T.StringType()))
+    The key stays bytes (the quarantine keeps it as it came)."""
+    model = TOPICS[topic]
+    text_ids = [name for name in TEXT_IDS if name in model.field_names]
+    schema = T.StructType(
+        [
+            T.StructField(f.name, T.StringType(), True) if f.name in text_ids else f
+            for f in spark_payload_schema(topic).fields
+        ]
+    ).add(T.StructField(CORRUPT, T.StringType()))
     raw = F.col("value").cast("string")
     parsed = kafka.select(
         F.col("topic").alias("kafka_topic"),
         F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"),
         F.col("timestamp").alias("kafka_timestamp"),
-        F.col("key").cast("string").alias("kafka_key"),
+        F.col("key").alias("kafka_key"),
         raw.alias("raw_value"),
         F.from_json(
             raw, schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
         ).alias(PAYLOAD),
     )
-    return parsed.withColumn(ERROR, validation_error(topic, window))
+    for name in text_ids:
+        text = F.col(PAYLOAD)[name]
+        number = F.when(text.rlike(_ID_DIGITS), text.cast("long"))
+        parsed = parsed.withColumn(_text_id(name), text)
+        parsed = parsed.withColumn(PAYLOAD, F.col(PAYLOAD).withField(name, number))
+    parsed = parsed.withColumn(ERROR, validation_error(topic, window))
+    return parsed.drop(*(_text_id(name) for name in text_ids))
 
 
 def _listing(prefix: str, items: list[Column]) -> Column:
@@ -119,6 +143,7 @@ def validation_error(topic: str, window: EventTimeWindow = DEFAULT_WINDOW) -> Co
             F.lit(f"{f.name} (expected {f.type.value})"),
         )
         for f in model.fields
+        if f.name not in TEXT_IDS
     ]
     missing = [F.when(payload[f.name].isNull(), F.lit(f.name)) for f in model.fields if f.required]
     latest = F.unix_millis(F.col("kafka_timestamp")) + F.lit(window.max_ahead_ms)
@@ -141,8 +166,20 @@ def validation_error(topic: str, window: EventTimeWindow = DEFAULT_WINDOW) -> Co
         for f in model.fields
         if f.allowed
     ]
+    text_ids = [
+        F.when(
+            F.col(_text_id(name)).isNotNull()
+            & (F.col(_text_id(name)) != "")
+            & payload[name].isNull(),
+            F.lit(f"{name} (expected {model.field(name).type.value})"),
+        )
+        for name in TEXT_IDS
+        if name in model.field_names
+    ]
     checks = [
         F.when(raw.isNull(), F.lit("empty Kafka value")),
+        # JSON is UTF-8 (RFC 8259); the parser would replace what is not, silently
+        F.when(~F.is_valid_utf8(raw), F.lit("value is not valid UTF-8")),
         F.when(
             F.col("kafka_topic") != topic,
             F.concat(F.lit("unknown topic "), F.col("kafka_topic"), F.lit(f" (expected {topic})")),
@@ -156,6 +193,7 @@ def validation_error(topic: str, window: EventTimeWindow = DEFAULT_WINDOW) -> Co
                 F.lit("malformed JSON"),
             ),
         ),
+        _listing("wrong type: ", text_ids),
         _listing("missing required fields: ", missing),
         anonymous_identified_user(topic),
         _listing(f"event time out of range ({window.describe()}): ", out_of_window),
@@ -224,10 +262,17 @@ def split(parsed: DataFrame, topic: str) -> tuple[DataFrame, DataFrame]:
 
 def quarantine(rejected: DataFrame) -> DataFrame:
     """Rejected rows with everything needed to replay them: the raw value, the Kafka
-    coordinates, the error and the time, partitioned by the day they were quarantined."""
+    coordinates, the error and the time, partitioned by the day they were quarantined. Key and
+    value are the bytes that came (binary columns): a value that is not UTF-8 is kept as it is,
+    and every reader (DuckDB, BigQuery, pyarrow) can still read the table."""
     now = F.current_timestamp()
+    binary = {"kafka_key", "raw_value"}
+    kept = [
+        F.col(c).cast("binary").alias(c) if c in binary else F.col(c)
+        for c in QUARANTINE_COLUMNS[:7]
+    ]
     return rejected.select(
-        *(F.col(c) for c in QUARANTINE_COLUMNS[:7]),
+        *kept,
         now.alias("quarantined_at"),
         F.to_date(now).alias("quarantine_date"),
     )

@@ -44,10 +44,10 @@ def malformed(topic: str, good: dict[str, Any]) -> list[str]:
     ]
 
 
-def produce_raw(bootstrap: str, records: list[tuple[str, str]]) -> None:
+def produce_raw(bootstrap: str, records: list[tuple[str, str | bytes]]) -> None:
     producer = Producer({"bootstrap.servers": bootstrap})
     for topic, value in records:
-        producer.produce(topic, value.encode(), b"test")
+        producer.produce(topic, value.encode() if isinstance(value, str) else value, b"test")
     assert producer.flush(30) == 0
 
 
@@ -99,9 +99,13 @@ def test_generator_to_kafka_to_lake(kafka_broker: LocalKafka, tmp_path: Path) ->
     late = dict(expected["listen_events"][0], ts=LATE_TS, itemInSession=10_000)
     expected["listen_events"].append(late)
     bad = {t: malformed(t, expected[t][0]) for t in TOPIC_NAMES}
+    # and bytes that are not UTF-8 inside a string (Latin-1 written raw)
+    latin1 = {t: json.dumps(expected[t][0]).encode().replace(b'"ts"', b'"\xe9ts"', 1)
+              for t in TOPIC_NAMES}  # fmt: skip
     produce_raw(
         kafka_broker.bootstrap_servers,
-        [("listen_events", json.dumps(late))] + [(t, v) for t in TOPIC_NAMES for v in bad[t]],
+        [("listen_events", json.dumps(late))]
+        + [(t, v) for t in TOPIC_NAMES for v in [*bad[t], latin1[t]]],
     )
 
     result = run_cli("stream", timeout=600, **env)
@@ -130,8 +134,13 @@ def test_generator_to_kafka_to_lake(kafka_broker: LocalKafka, tmp_path: Path) ->
             assert r["event_hour"] == r["ts"].hour
 
         quarantined = read_lake(lake, "quarantine", topic)
-        assert sorted(q["raw_value"] for q in quarantined) == sorted(bad[topic])
+        # the bytes that came, as they came, readable by DuckDB
+        assert sorted(q["raw_value"] for q in quarantined) == sorted(
+            [v.encode() for v in bad[topic]] + [latin1[topic]]
+        )
         errors = {q["raw_value"]: q["error"] for q in quarantined}
+        assert errors.pop(latin1[topic]) == "value is not valid UTF-8"
+        errors = {raw.decode(): error for raw, error in errors.items()}
         assert errors[bad[topic][0]] == "not a JSON object"
         assert errors[bad[topic][1]] == "wrong type: ts (expected epoch_millis)"
         assert errors[bad[topic][2]] == "missing required fields: sessionId"
@@ -149,10 +158,10 @@ def test_generator_to_kafka_to_lake(kafka_broker: LocalKafka, tmp_path: Path) ->
     raw_lines = {b["topic"]: b for b in batches}
     assert len(raw_lines) == len(batches) == len(TOPIC_NAMES)  # one read of each topic
     assert raw_lines["listen_events"]["written_rows"] == len(expected["listen_events"])
-    assert raw_lines["listen_events"]["quarantined_rows"] == len(bad["listen_events"])
+    assert raw_lines["listen_events"]["quarantined_rows"] == len(bad["listen_events"]) + 1
     assert raw_lines["listen_events"]["input_rows"] == len(expected["listen_events"]) + len(
         bad["listen_events"]
-    )
+    ) + 1
     assert "listen_events" in json.dumps(raw_lines["listen_events"]["end_offsets"])
     # nothing but the job's own JSON lines: no Spark start-up banner, log4j or py4j chatter
     # (the JVM's own notice of the vector module, printed before any logging exists, aside)
@@ -202,7 +211,7 @@ def test_exactly_once_after_the_driver_is_killed(kafka_broker: LocalKafka, tmp_p
         assert Counter(ids).most_common(1)[0][1] == 1, f"duplicates in {topic}"
         assert sorted(ids) == sorted(event_id(topic, e) for e in expected[topic]), topic
     quarantined = read_lake(lake_dir.as_uri(), "quarantine", "listen_events")
-    assert sorted(q["raw_value"] for q in quarantined) == sorted(bad)
+    assert sorted(q["raw_value"] for q in quarantined) == sorted(v.encode() for v in bad)
 
 
 def test_the_same_job_writes_a_gs_lake(

@@ -112,7 +112,7 @@ def test_a_topics_batch_goes_to_the_raw_and_the_quarantine_table_once(
     rows = spark.read.parquet(*raw).collect()
     assert sorted(r.event_id for r in rows) == sorted(event_id(topic, p) for p in payloads)
     rejects = spark.read.parquet(*committed_files(quarantine_uri(settings.lake, topic))).collect()
-    assert sorted(r.raw_value for r in rejects) == sorted(values[-2:])
+    assert sorted(bytes(r.raw_value) for r in rejects) == sorted(v.encode() for v in values[-2:])
 
     writer(parse(kafka_rows(spark, topic, []), topic), 1)
     assert writer.counts[1] == {"written": 0, "quarantined": 0}

@@ -128,6 +128,11 @@ def good(sample_events) -> dict[str, Any]:
         (lambda g: json.dumps({**g, "ts": KAFKA_MS + 24 * 3_600_000 + 1}), f"{OUT_OF_RANGE}ts="),
         (lambda g: json.dumps({**g, "userId": None}),
          "missing userId of an identified user (Logged In)"),
+        (lambda g: json.dumps({**g, "userId": ""}),
+         "missing userId of an identified user (Logged In)"),
+        (lambda g: json.dumps({**g, "userId": "u-17"}), "wrong type: userId (expected long)"),
+        (lambda g: json.dumps({**g, "userId": "99999999999999999999"}),
+         "wrong type: userId (expected long)"),
     ],
 )  # fmt: skip
 def test_malformed_records_are_quarantined_with_their_error(spark, good, mutate, error) -> None:
@@ -138,7 +143,7 @@ def test_malformed_records_are_quarantined_with_their_error(spark, good, mutate,
     assert rejected.columns == list(QUARANTINE_COLUMNS)
     row = rejected.collect()[0]
     assert row.error.startswith(error), row.error
-    assert row.raw_value == value
+    assert row.raw_value == (None if value is None else value.encode())
     assert (row.kafka_topic, row.kafka_partition, row.kafka_offset) == ("listen_events", 0, 1)
     assert row.quarantined_at is not None and row.quarantine_date is not None
 
@@ -155,7 +160,7 @@ def test_event_times_at_the_window_edges_are_kept_and_a_poison_one_is_quarantine
                             "listen_events")  # fmt: skip
     rows = valid.collect()  # every column computed, the timestamps among them
     assert sorted(int(r.ts.replace(tzinfo=UTC).timestamp() * 1000) for r in rows) == edges
-    assert [r.raw_value for r in rejected.collect()] == [values[-1]]
+    assert [r.raw_value for r in rejected.collect()] == [values[-1].encode()]
 
 
 def test_the_window_comes_from_the_settings(spark, good) -> None:
@@ -172,6 +177,32 @@ def test_the_window_comes_from_the_settings(spark, good) -> None:
     errors = [r.error for r in rejected.orderBy("kafka_offset").collect()]
     assert errors[0].startswith("event time out of range (before 2026-11-01T12:00:00Z or over 0 h")
     assert errors[1].endswith(f"ts={KAFKA_MS + 1}")
+
+
+def test_a_user_id_written_as_a_string_of_digits_is_the_number(spark, good, sample_events) -> None:
+    guest = _first(sample_events, "page_view_events", auth="Guest")
+    values = [json.dumps({**good, "userId": str(good["userId"])}), json.dumps(good)]
+    valid, rejected = split(parse(kafka_rows(spark, "listen_events", values), "listen_events"),
+                            "listen_events")  # fmt: skip
+    assert rejected.count() == 0
+    assert [r.user_id for r in valid.collect()] == [good["userId"]] * 2
+    # an empty string is no id: a guest's page view stays a guest's
+    frame = kafka_rows(spark, "page_view_events", [json.dumps({**guest, "userId": ""})])
+    valid, rejected = split(parse(frame, "page_view_events"), "page_view_events")
+    assert rejected.count() == 0 and valid.collect()[0].user_id is None
+
+
+def test_a_value_that_is_not_utf8_is_quarantined_byte_for_byte(spark, good) -> None:
+    """The parser would have replaced the bad bytes with U+FFFD and let the event in."""
+    broken = json.dumps({**good, "artist": "Sigur XX"}).encode().replace(b"XX", b"R\xf3s\xff")
+    frame = spark.createDataFrame(
+        [(b"\xfe\xff", broken, "listen_events", 0, 0, KAFKA_TS)], KAFKA_SCHEMA
+    )
+    valid, rejected = split(parse(frame, "listen_events"), "listen_events")
+    assert valid.count() == 0
+    row = rejected.collect()[0]
+    assert row.error == "value is not valid UTF-8"
+    assert (row.raw_value, row.kafka_key) == (broken, b"\xfe\xff")
 
 
 def test_records_of_another_topic_are_quarantined(spark, good) -> None:
