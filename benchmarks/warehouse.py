@@ -4,19 +4,52 @@
     .venv/bin/python -m benchmarks.warehouse --users 250000  # about 10M events
 
 The lake is made the real way (generator -> Kafka -> Spark job) and is not timed here; the
-load and the dbt build are, each as one command, the way Airflow runs them.
+load and the dbt build are, each as one command, the way Airflow runs them. The load runs as
+`beatlytica load` in a child process, so its peak resident memory is the load's alone
+(BEATLYTICA_LOADER_MEMORY_LIMIT_MB, default 1024, bounds DuckDB's part of it). The last line
+is for scripts:
+
+    events=N load_s=L load_peak_rss_mb=M dbt_build_s=D
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from beatlytica.dbt_runner import run_dbt
-from beatlytica.loader import load
-from benchmarks.lakes import streamed_lake
+from beatlytica.settings import Settings
+from benchmarks.lakes import ROOT, streamed_lake
+
+BEATLYTICA = Path(sys.executable).parent / "beatlytica"
+
+
+def load_in_child(settings: Settings, start: str, end: str, tmp: Path) -> tuple[int, float]:
+    """`beatlytica load --start --end` in a child process; (rows loaded, its peak RSS in MB)."""
+    env = {
+        **os.environ,
+        "BEATLYTICA_HOME": str(settings.home_dir),
+        "BEATLYTICA_LAKE_URI": settings.lake,
+        "BEATLYTICA_DUCKDB_PATH": str(settings.duckdb_file),
+        "BEATLYTICA_TOPICS": ",".join(settings.topics),
+        "BEATLYTICA_LOADER_MEMORY_LIMIT_MB": str(settings.loader_memory_limit_mb),
+    }
+    command = [str(BEATLYTICA), "load", "--start", start, "--end", end]
+    with (tmp / "load.out").open("w+") as out, (tmp / "load.err").open("w+") as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=ROOT)
+        _, status, usage = os.wait4(process.pid, 0)  # the child's own rusage
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        if process.returncode != 0:
+            sys.exit(f"beatlytica load exited with {process.returncode}:\n{err.read()[-3000:]}")
+        report = json.load(out)
+    return sum(r["rows"] for r in report.values()), usage.ru_maxrss / 1024  # KiB on Linux
 
 
 def main() -> None:
@@ -28,15 +61,19 @@ def main() -> None:
                                                               args.days) as lake:  # fmt: skip
         print(f"lake     {lake.events:>11,} events (streamed in {lake.stream_s:.0f} s)")
         started = time.perf_counter()
-        results = load(lake.settings, lake.settings.topics, lake.start, lake.end)
+        rows, peak_mb = load_in_child(lake.settings, lake.start.isoformat(),
+                                      lake.end.isoformat(), Path(tmp))  # fmt: skip
         load_s = time.perf_counter() - started
-        rows = sum(r.rows for r in results)
         assert rows == lake.events, (rows, lake.events)
-        print(f"load     {rows:>11,} rows   {load_s:>7.1f} s {rows / load_s:>10,.0f} rows/s")
+        print(f"load     {rows:>11,} rows   {load_s:>7.1f} s {rows / load_s:>10,.0f} rows/s "
+              f"{peak_mb:>7,.0f} MB peak RSS "
+              f"(memory limit {lake.settings.loader_memory_limit_mb} MiB)")  # fmt: skip
         started = time.perf_counter()
         assert run_dbt(lake.settings, ["build", "--quiet"]) == 0
         build_s = time.perf_counter() - started
         print(f"dbt build {lake.events:>10,} events {build_s:>7.1f} s (all models and tests)")
+        print(f"events={lake.events} load_s={load_s:.1f} load_peak_rss_mb={peak_mb:.0f} "
+              f"dbt_build_s={build_s:.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":

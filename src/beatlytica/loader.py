@@ -4,6 +4,10 @@ The interval ``[start, end)`` of a topic is replaced, never appended to: the row
 interval are deleted and the interval's events inserted in one transaction, one row per
 ``event_id``. The id hashes the event's ts, so an event can only ever belong to the interval
 that contains its ts: reruns and overlapping intervals cannot duplicate it.
+
+The files are never read into memory whole: DuckDB reads them as its insert pulls rows (a
+local lake through its own Parquet reader, a gs:// one as a stream of pyarrow record batches),
+one event hour at a time, within BEATLYTICA_LOADER_MEMORY_LIMIT_MB (it spills beyond that).
 """
 
 from __future__ import annotations

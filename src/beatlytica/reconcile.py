@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from beatlytica.events import id_digest
 from beatlytica.lake import committed_files, quarantine_uri, raw_table_uri
 from beatlytica.loader import interval_files
 from beatlytica.settings import Settings
@@ -32,14 +33,31 @@ class Figures:
     quarantined: int
     #: committed lake events before the DAGs' first interval (BEATLYTICA_DAG_START_DATE)
     outside: int = 0
+    #: :func:`beatlytica.events.id_digest` of the lake's and the raw table's event ids
+    lake_digest: int = 0
+    raw_digest: int = 0
+
+    @property
+    def same_events(self) -> bool:
+        """The same set of events, not only as many: a lost event and a duplicated one (or a
+        stale row) keep the count and change the digest."""
+        return self.lake == self.raw and self.lake_digest == self.raw_digest
 
     @property
     def ok(self) -> bool:
-        return self.lake == self.raw and (self.fact is None or self.fact == self.raw)
+        return self.same_events and (self.fact is None or self.fact == self.raw)
 
 
 def lake_events(settings: Settings, topic: str, start: datetime, end: datetime) -> int:
     """Distinct event ids with ts in [start, end) in the committed lake files."""
+    return lake_fingerprint(settings, topic, start, end)[0]
+
+
+def lake_fingerprint(
+    settings: Settings, topic: str, start: datetime, end: datetime
+) -> tuple[int, int]:
+    """(distinct event ids, their id digest) with ts in [start, end) in the committed lake
+    files."""
     import pyarrow.compute as pc
 
     from beatlytica.lake import read_lake_files
@@ -47,7 +65,8 @@ def lake_events(settings: Settings, topic: str, start: datetime, end: datetime) 
     table = read_lake_files(interval_files(settings, topic, start, end), topic,
                             settings.gcs_endpoint)  # fmt: skip
     in_interval = table.filter((pc.field("ts") >= start) & (pc.field("ts") < end))
-    return len(pc.unique(in_interval.column("event_id")))
+    ids = pc.unique(in_interval.column("event_id")).to_pylist()
+    return len(ids), id_digest(ids)
 
 
 def outside_intervals(settings: Settings, topic: str) -> int:
@@ -98,11 +117,15 @@ def reconcile(settings: Settings, start: datetime, end: datetime,
         figures = []
         for topic in settings.topics:
             fact = FACTS.get(topic)
+            lake, lake_digest = lake_fingerprint(settings, topic, start, end)
+            raw, raw_digest = warehouse.fingerprint(topic, start, end)
             figures.append(
                 Figures(
                     topic=topic,
-                    lake=lake_events(settings, topic, start, end),
-                    raw=warehouse.count(topic, start, end),
+                    lake=lake,
+                    raw=raw,
+                    lake_digest=lake_digest,
+                    raw_digest=raw_digest,
                     fact=warehouse.count_model(fact, start, end) if fact else None,
                     quarantined=quarantined(settings, topic, start, end),
                     outside=outside_intervals(settings, topic),
@@ -119,10 +142,15 @@ def render(figures: list[Figures]) -> str:
     lines = [f"{header} {'outside':>9}  status"]
     for f in figures:
         fact = "-" if f.fact is None else f"{f.fact:,}"
-        status = "ok" if f.ok else "MISMATCH"
+        different = f.lake == f.raw and f.lake_digest != f.raw_digest
+        status = "ok" if f.ok else "DIFFERENT" if different else "MISMATCH"
         lines.append(
             f"{f.topic:<22} {f.lake:>9,} {f.raw:>9,} {fact:>9} {f.quarantined:>11,} "
             f"{f.outside:>9,}  {status}"
+        )
+    if any(f.lake == f.raw and f.lake_digest != f.raw_digest for f in figures):
+        lines.append(
+            "DIFFERENT: as many rows, not the same events (one lost, another duplicated or stale)"
         )
     if any(f.outside for f in figures):
         lines.append(

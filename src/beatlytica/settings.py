@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     kafka_connect_timeout_s: float = Field(
         15.0, gt=0, description="How long clients wait for an unreachable broker before failing."
     )
+    kafka_delivery_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="How long the generator's producer retries an event (librdkafka "
+        "delivery.timeout.ms) before counting it undelivered and exiting non-zero: a broker "
+        "outage shorter than this loses nothing. On SIGTERM the producer flushes for this plus "
+        "5 seconds; the chart's producer.deliveryTimeoutSeconds sets it and sizes the pod's "
+        "grace period above that.",
+    )
 
     # --- lake --------------------------------------------------------------------------------
     lake_uri: str | None = Field(
@@ -111,6 +120,13 @@ class Settings(BaseSettings):
     )
     duckdb_path: Path | None = Field(
         None, description="DuckDB database file (default: <home>/warehouse.duckdb)."
+    )
+    loader_memory_limit_mb: int = Field(
+        1024,
+        ge=64,
+        description="Memory limit of `beatlytica load` on DuckDB, in MiB (DuckDB's "
+        "`memory_limit`): what a load needs beyond it spills to `<DuckDB file>.tmp`, so an "
+        "interval of any size loads in bounded memory.",
     )
     gcp_project: str | None = Field(None, description="GCP project of the bucket and BigQuery.")
     bigquery_dataset: str = Field("beatlytica", description="BigQuery dataset of the raw tables.")

@@ -62,7 +62,7 @@ class RecordingClient:
 
     def query(self, sql: str, job_config: Any) -> FakeJob:
         self._record("query", sql, job_config=job_config)
-        return FakeJob([{"row_count": self.row_count}])
+        return FakeJob([{"row_count": self.row_count, "id_digest": 7}])
 
     def delete_table(self, table_id: str, not_found_ok: bool = False) -> None:
         self._record("delete_table", table_id, not_found_ok=not_found_ok)
@@ -147,6 +147,21 @@ def test_an_empty_interval_still_replaces_the_rows(warehouse, client) -> None:
     assert warehouse.replace_interval("auth_events", [], START, END) == 42
     assert [c[0] for c in client.calls] == ["create_table", "create_table", "get_table",
                                             "update_table", "query", "delete_table"]  # fmt: skip
+
+
+def test_the_fingerprint_query_counts_and_digests_the_interval(warehouse, client) -> None:
+    start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, 1, tzinfo=UTC)
+    assert warehouse.fingerprint("listen_events", start, end) == (42, 7)
+    (name, sql, kwargs), = client.calls  # fmt: skip
+    assert name == "query"
+    assert sql == (
+        "select count(*) as row_count, coalesce(bit_xor(cast(concat('0x', substr(event_id, 1, "
+        "15)) as int64)), 0) as id_digest from `test-project.raw.listen_events` "
+        "where ts >= @start and ts < @end"
+    )
+    assert sqlglot.parse_one(sql, read="bigquery")
+    params = {p.name: p.value for p in kwargs["job_config"].query_parameters}
+    assert params == {"start": start, "end": end}
 
 
 def test_refuses_local_files_and_too_many_uris(warehouse) -> None:

@@ -188,3 +188,24 @@ def test_arrow_schema_agrees_with_model(topic: str) -> None:
     assert schema.field("session_id").type == pa.int64()
     assert not schema.field("event_id").nullable and schema.field("user_id").nullable
     assert schemas.arrow_lake_schema(topic, with_partitions=False).names == schema.names[:-2]
+
+
+def test_the_id_digest_is_the_same_in_python_duckdb_and_bigquery_sql() -> None:
+    import duckdb
+    import sqlglot
+
+    from beatlytica.events import id_digest, id_digest_sql
+
+    ids = [
+        event_id("listen_events", {"sessionId": s, "itemInSession": 0, "ts": 1}) for s in range(50)
+    ]
+    con = duckdb.connect()
+    con.execute("create table t (event_id varchar)")
+    con.executemany("insert into t values (?)", [[i] for i in ids])
+    assert con.execute(f"select {id_digest_sql('duckdb')} from t").fetchone()[0] == id_digest(ids)
+    assert con.execute(f"select {id_digest_sql('duckdb')} from t where false").fetchone()[0] == 0
+    # a lost event and a duplicated one keep the count, not the digest
+    assert id_digest([*ids[1:], ids[2]]) != id_digest(ids)
+    bigquery = f"select {id_digest_sql('bigquery')} from `p.d.t`"
+    assert sqlglot.parse_one(bigquery, read="bigquery").sql("bigquery")
+    assert "cast(concat('0x', substr(event_id, 1, 15)) as int64)" in bigquery

@@ -28,6 +28,11 @@ class Warehouse(Protocol):
         """Rows of ``topic`` with ts in [start, end)."""
         ...
 
+    def fingerprint(self, topic: str, start: datetime, end: datetime) -> tuple[int, int]:
+        """(rows, id digest) of ``topic`` with ts in [start, end): the digest is
+        :func:`beatlytica.events.id_digest` of their event ids."""
+        ...
+
     def count_model(self, model: str, start: datetime, end: datetime) -> int:
         """Rows of the dbt fact ``model`` (dbt target schema) with event_ts in [start, end)."""
         ...

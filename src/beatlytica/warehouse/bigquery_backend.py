@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from beatlytica.errors import BeatlyticaError
-from beatlytica.events import LOADED_AT
+from beatlytica.events import LOADED_AT, id_digest_sql
 from beatlytica.lake import raw_table_uri
 from beatlytica.schemas import bigquery_schema
 from beatlytica.settings import Settings
@@ -172,6 +172,17 @@ class BigQueryWarehouse:
         job_config = self.query_job_config(start, end)
         rows = list(self.client.query(self.count_sql(topic), job_config=job_config).result())
         return int(rows[0]["row_count"])
+
+    def fingerprint_sql(self, topic: str) -> str:
+        return (
+            f"select count(*) as row_count, {id_digest_sql('bigquery')} as id_digest "
+            f"from `{self.table_id(topic)}` where ts >= @start and ts < @end"
+        )
+
+    def fingerprint(self, topic: str, start: datetime, end: datetime) -> tuple[int, int]:
+        job_config = self.query_job_config(start, end)
+        rows = list(self.client.query(self.fingerprint_sql(topic), job_config=job_config).result())
+        return int(rows[0]["row_count"]), int(rows[0]["id_digest"])
 
     def count_model(self, model: str, start: datetime, end: datetime) -> int:
         sql = (

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
 from beatlytica.errors import BeatlyticaError
-from beatlytica.events import LOADED_AT
+from beatlytica.events import LAKE_PARTITION_FIELDS, LOADED_AT, id_digest_sql
 from beatlytica.schemas import duckdb_columns, duckdb_not_null
 from beatlytica.settings import Settings
 from beatlytica.warehouse import DEDUPE_ORDER, FACT_TS
@@ -27,8 +28,9 @@ def create_table_sql(schema: str, topic: str) -> str:
 
 
 def replace_sql(schema: str, topic: str) -> list[str]:
-    """The statements that replace one interval (parameters: start, end, start, end), run in
-    one transaction against a relation ``batch`` holding the interval's lake rows."""
+    """The statements that replace one interval (parameters: start, end), run in one
+    transaction: the delete once, the insert once per relation ``batch`` of the interval's
+    lake rows (see DuckDBWarehouse.replace_interval)."""
     lake_columns = [c for c in duckdb_columns(topic) if c != LOADED_AT.column]
     columns = ", ".join(lake_columns)
     order = ", ".join(DEDUPE_ORDER)
@@ -41,39 +43,131 @@ def replace_sql(schema: str, topic: str) -> list[str]:
     ]
 
 
+#: memory per DuckDB thread: a limit of N MiB runs at most N / 64 threads (see DuckDBWarehouse)
+MEMORY_PER_THREAD_MB = 64
+
+#: characters that make a read_parquet path a glob pattern in DuckDB
+_GLOB_CHARS = frozenset("*?[")
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def lake_view_sql(topic: str, paths: list[str]) -> str:
+    """A temporary view ``batch`` of the lake rows of ``paths`` (local Parquet files, exactly
+    these: never a folder or a glob) typed as the raw table's columns, the partition columns
+    read from the hive-style folder names (``event_hour=05`` -> 5). DuckDB reads the files
+    as the query pulls rows, so memory does not grow with their size."""
+    lake_columns = {c: t for c, t in duckdb_columns(topic).items() if c != LOADED_AT.column}
+    select = ",\n  ".join(f"cast({c} as {t}) as {c}" for c, t in lake_columns.items())
+    partitions = ", ".join(f"{_literal(f.column)}: {_literal(lake_columns[f.column])}"
+                           for f in LAKE_PARTITION_FIELDS)  # fmt: skip
+    files = ", ".join(_literal(p) for p in paths)
+    return (
+        f"create or replace temp view batch as\nselect\n  {select}\n"
+        f"from read_parquet([{files}], hive_partitioning = true, union_by_name = true, "
+        f"hive_types = {{{partitions}}})"
+    )
+
+
+def by_partition(files: list[str]) -> list[list[str]]:
+    """``files`` grouped by their event-time partition (``event_date=…/event_hour=…``)."""
+    from beatlytica.lake import Partition, partition_of
+
+    groups: dict[Partition | None, list[str]] = {}
+    for uri in files:
+        groups.setdefault(partition_of(uri), []).append(uri)
+    return list(groups.values())
+
+
 class DuckDBWarehouse:
-    def __init__(self, path: Path, schema: str, gcs_endpoint: str | None = None) -> None:
+    """``memory_limit_mb`` (BEATLYTICA_LOADER_MEMORY_LIMIT_MB) is DuckDB's ``memory_limit``:
+    what a query needs beyond it spills to ``<database file>.tmp`` next to the database file,
+    and DuckDB runs no more threads than the limit has room for."""
+
+    def __init__(
+        self,
+        path: Path,
+        schema: str,
+        gcs_endpoint: str | None = None,
+        memory_limit_mb: int | None = None,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.con = duckdb.connect(str(path))
         except duckdb.IOException as e:
             raise BeatlyticaError(f"cannot open the DuckDB warehouse {path}: {e}") from None
         self.con.execute("set TimeZone = 'UTC'")
+        if memory_limit_mb is not None:
+            self.con.execute(f"set memory_limit = '{int(memory_limit_mb)}MiB'")
+            # each thread of a query that spills pins buffers of its own: with too many threads
+            # for the limit (2 in 64 MiB), the query fails out of memory instead of spilling
+            threads = int(self.con.execute("select current_setting('threads')").fetchone()[0])
+            most = max(1, memory_limit_mb // MEMORY_PER_THREAD_MB)
+            if threads > most:
+                self.con.execute(f"set threads = {most}")
+        self.con.execute(f"set temp_directory = {_literal(str(path.parent / f'{path.name}.tmp'))}")
+        # rows of an insert need not keep the order they were read in: DuckDB then streams
+        # them without buffering
+        self.con.execute("set preserve_insertion_order = false")
         self.schema = schema
         self.gcs_endpoint = gcs_endpoint
         self.con.execute(f"create schema if not exists {schema}")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DuckDBWarehouse:
-        return cls(settings.duckdb_file, settings.warehouse_raw_schema, settings.gcs_endpoint)
+        return cls(
+            settings.duckdb_file,
+            settings.warehouse_raw_schema,
+            settings.gcs_endpoint,
+            settings.loader_memory_limit_mb,
+        )
+
+    def _register_batch(self, topic: str, files: list[str]) -> Callable[[], object]:
+        """Make ``batch`` the lake rows of ``files``, streamed: local files through DuckDB's
+        own Parquet reader, others (gs://) as a pyarrow stream DuckDB pulls batches from.
+        Returns what drops it again."""
+        from beatlytica.lake import lake_batches, local_paths
+
+        paths = local_paths(files)
+        if paths is not None and not any(_GLOB_CHARS & set(p) for p in paths):
+            self.con.execute(lake_view_sql(topic, paths))
+            return lambda: self.con.execute("drop view if exists temp.batch")
+        self.con.register("batch", lake_batches(files, topic, self.gcs_endpoint))
+        return lambda: self.con.unregister("batch")
 
     def replace_interval(self, topic: str, files: list[str], start: datetime, end: datetime) -> int:
-        from beatlytica.lake import read_lake_files
-
+        """One transaction: the interval's rows are deleted, then the events of ``files``
+        inserted one lake partition (event hour) at a time. The rows of one event_id share
+        the event's ts, which the streaming job partitions by: deduplicating each partition's
+        rows deduplicates the interval's, and DuckDB's dedup window holds one hour of events,
+        not the interval's."""
         self.con.execute(create_table_sql(self.schema, topic))
-        self.con.register("batch", read_lake_files(files, topic, self.gcs_endpoint))
+        delete, insert = replace_sql(self.schema, topic)
         params = {"start": start, "end": end}
+        self.con.execute("begin transaction")
+        drop_batch: Callable[[], object] | None = None
         try:
-            self.con.execute("begin transaction")
-            try:
-                for statement in replace_sql(self.schema, topic):
-                    self.con.execute(statement, params)
-                self.con.execute("commit")
-            except BaseException:
-                self.con.execute("rollback")
-                raise
-        finally:
-            self.con.unregister("batch")
+            self.con.execute(delete, params)
+            for partition_files in by_partition(files):
+                drop_batch = self._register_batch(topic, partition_files)
+                try:
+                    self.con.execute(insert, params)
+                except duckdb.Error as e:
+                    raise BeatlyticaError(
+                        f"cannot load {topic} for [{start.isoformat()}, {end.isoformat()}): "
+                        f"reading its committed lake files failed, nothing was loaded: "
+                        f"{str(e).splitlines()[0]}"
+                    ) from None
+                drop_batch()
+                drop_batch = None
+            self.con.execute("commit")
+        except BaseException:
+            self.con.execute("rollback")
+            if drop_batch is not None:  # after the rollback: the transaction refuses it before
+                drop_batch()
+            raise
         return self.count(topic, start, end)
 
     def count(self, topic: str, start: datetime, end: datetime) -> int:
@@ -83,6 +177,15 @@ class DuckDBWarehouse:
             {"start": start, "end": end},
         ).fetchone()
         return int(row[0]) if row else 0
+
+    def fingerprint(self, topic: str, start: datetime, end: datetime) -> tuple[int, int]:
+        self.con.execute(create_table_sql(self.schema, topic))
+        row = self.con.execute(
+            f"select count(*), {id_digest_sql('duckdb')} from {self.schema}.{topic} "
+            "where ts >= $start and ts < $end",
+            {"start": start, "end": end},
+        ).fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def count_model(self, model: str, start: datetime, end: datetime) -> int:
         try:
