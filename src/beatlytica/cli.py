@@ -38,6 +38,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         raise BeatlyticaError("--end is required unless --realtime (which runs until stopped)")
     if args.speed <= 0:
         raise BeatlyticaError(f"--speed must be positive, found {args.speed}")
+    if args.health_port is not None and args.sink != "kafka":
+        raise BeatlyticaError("--health-port probes the Kafka producer: it needs --sink kafka")
     config = SimulationConfig(
         users=args.users, start=start, end=end, seed=args.seed, instance=args.instance
     )
@@ -48,8 +50,19 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         sink: FileSink | KafkaSink = FileSink(args.out, settings.topics)
     else:
         sink = KafkaSink(
-            settings.kafka_client_config(), settings.topics, settings.kafka_connect_timeout_s
+            settings.kafka_client_config(),
+            settings.topics,
+            settings.kafka_connect_timeout_s,
+            delivery_timeout_s=settings.kafka_delivery_timeout_s,
         )
+        if args.health_port is not None:
+            from beatlytica.generator.health import serve_health
+
+            server = serve_health(sink, args.health_port)
+            log.info(
+                "serving /healthz and /readyz",
+                extra={"fields": {"port": server.server_address[1]}},
+            )
     log.info(
         "generating events",
         extra={
@@ -73,7 +86,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                 "seconds": round(result.seconds, 2),
                 "events_per_s": round(result.events / max(result.seconds, 1e-9)),
                 "stopped_early": result.stopped_early,
+                "undelivered": result.report.total_failed,
                 **{f"delivered.{t}": n for t, n in sorted(result.report.delivered.items())},
+                **{f"undelivered.{t}": n for t, n in sorted(result.report.failed.items())},
             }
         },
     )
@@ -84,8 +99,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         )
     if result.report.total_failed:
         raise BeatlyticaError(
-            f"{result.report.total_failed} events were not delivered "
-            f"({dict(result.report.failed)}); first error: {result.report.first_error}"
+            f"{result.report.total_failed} of {result.report.total_written} events were not "
+            f"delivered ({dict(result.report.failed)}); first error: {result.report.first_error}"
         )
     return 0
 
@@ -172,6 +187,20 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
     bad = [f.topic for f in figures if not f.ok]
     if bad:
         raise BeatlyticaError(f"lake, raw tables and facts disagree for {', '.join(bad)}")
+    return 0
+
+
+# --- lake ---------------------------------------------------------------------------------
+
+
+def _cmd_lake_repair_file(args: argparse.Namespace) -> int:
+    import json
+
+    from beatlytica.settings import get_settings
+    from spark_jobs.repair import run
+
+    report = run(get_settings(), args.file, drop=args.drop, force=args.force, master=args.master)
+    print(json.dumps(report))
     return 0
 
 
@@ -278,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="with --realtime: simulated seconds per real second (default 1)",
     )
+    gen.add_argument(
+        "--health-port",
+        type=int,
+        help="with --sink kafka: serve /healthz and /readyz on this port (0: any free port)",
+    )
     gen.set_defaults(handler=_cmd_generate)
 
     kafka = sub.add_parser("kafka", help="the local Kafka broker of the embedded stack")
@@ -302,6 +336,27 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--start", required=True, help="interval start, ISO-8601 UTC")
     rec.add_argument("--end", required=True, help="interval end, exclusive")
     rec.set_defaults(handler=_cmd_reconcile)
+
+    lake = sub.add_parser("lake", help="repair tools of the Parquet lake (docs/lake.md)")
+    lake_sub = lake.add_subparsers(dest="lake_command", required=True)
+    repair = lake_sub.add_parser(
+        "repair-file", help="rebuild an unreadable committed lake file from Kafka, or drop it",
+        description="Rebuild an unreadable committed lake file from the Kafka records of its "
+        "batch (the damaged file is moved to <table>/_corrupt/), or with --drop move it aside "
+        "and out of the commit log when Kafka no longer holds them. docs/lake.md says more.",
+    )  # fmt: skip
+    repair.add_argument("file", help="the file: a path or a URI (file://…, gs://…)")
+    repair.add_argument(
+        "--drop", action="store_true",
+        help="move the file aside and out of the commit log instead: its rows are lost",
+    )  # fmt: skip
+    repair.add_argument(
+        "--force", action="store_true",
+        help="rebuild a file that reads fine; keep a rebuilt row count other than the damaged "
+        "footer's; drop a file whose records Kafka still holds",
+    )  # fmt: skip
+    repair.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
+    repair.set_defaults(handler=_cmd_lake_repair_file)
 
     dbt = sub.add_parser(
         "dbt", help="dbt with the project, profile and target from the settings",

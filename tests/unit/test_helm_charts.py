@@ -49,8 +49,14 @@ VALUES_FILES = (DEFAULTS, *ENVIRONMENTS)
 STRIMZI = SHARED / "upstream" / "strimzi-1.2.0"
 SPARK_OPERATOR = SHARED / "upstream" / "spark-operator-2.5.2"
 SETTINGS = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
-#: settings that never come from values: each pod reads its Kafka user from its KafkaUser Secret
-PER_POD_SETTINGS = {f"{ENV_PREFIX}KAFKA_USERNAME", f"{ENV_PREFIX}KAFKA_PASSWORD"}
+#: settings that never come from values' settings.extra: each pod reads its Kafka user from its
+#: KafkaUser Secret; the producer's delivery timeout comes from producer.deliveryTimeoutSeconds,
+#: which also sizes the producer pod's grace period
+PER_POD_SETTINGS = {
+    f"{ENV_PREFIX}KAFKA_USERNAME",
+    f"{ENV_PREFIX}KAFKA_PASSWORD",
+    f"{ENV_PREFIX}KAFKA_DELIVERY_TIMEOUT_S",
+}
 
 
 # --- rendering ------------------------------------------------------------------------------------
@@ -354,6 +360,12 @@ def test_the_pinned_helm_is_helm_4() -> None:
         ({"producer": {"replica": 3}}, "replica"),
         ({"settings": {"extra": {"BEATLYTICA_STREAM_TRIGER": "1 minute"}}}, "STREAM_TRIGER"),
         ({"settings": {"extra": {"BEATLYTICA_KAFKA_PASSWORD": "secret"}}}, "KAFKA_PASSWORD"),
+        (
+            {"settings": {"extra": {"BEATLYTICA_KAFKA_DELIVERY_TIMEOUT_S": "900"}}},
+            "KAFKA_DELIVERY_TIMEOUT_S",
+        ),
+        ({"producer": {"deliveryTimeoutSeconds": 0}}, "deliveryTimeoutSeconds"),
+        ({"producer": {"healthPort": 80}}, "healthPort"),
         ({"warehouse": {"backend": "postgres"}}, "warehouse/backend"),
         ({"warehouse": {"backend": "bigquery"}}, "project"),
         ({"stream": {"driver": {"memory": "1 GB"}}}, "1 GB"),
@@ -617,6 +629,55 @@ def test_producer_replicas_never_emit_the_same_event() -> None:
         for key in seen:
             assert not seen[key] & mine[key], f"two replicas share {key}"
             seen[key] |= mine[key]
+
+
+def producer_settings(docs: list[dict[str, Any]]) -> Settings:
+    """The settings the producer container runs with: the ConfigMap, then its own env."""
+    statefulset = one(docs, "StatefulSet", "beatlytica-producer")
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    env = dict(settings_configmaps(docs)[0]["data"])
+    env.update({e["name"]: e["value"] for e in container["env"] if "value" in e})
+    return Settings(**{k.removeprefix(ENV_PREFIX).lower(): v for k, v in env.items()
+                       if k in SETTINGS})  # fmt: skip
+
+
+def grace_and_flush(docs: list[dict[str, Any]]) -> tuple[float, float]:
+    """The producer pod's terminationGracePeriodSeconds and the flush its SIGTERM starts."""
+    from beatlytica.generator.sinks import flush_timeout_s
+
+    pod = one(docs, "StatefulSet", "beatlytica-producer")["spec"]["template"]["spec"]
+    flush = flush_timeout_s(producer_settings(docs).kafka_delivery_timeout_s)
+    return pod["terminationGracePeriodSeconds"], flush
+
+
+def test_the_grace_period_outlasts_the_producers_flush(docs: list[dict[str, Any]]) -> None:
+    """The kubelet kills a pod at the end of its grace period: the producer's flush on SIGTERM
+    (KafkaSink.close) must end first, or what it still holds is lost without a report."""
+    grace, flush = grace_and_flush(docs)
+    assert grace > flush, f"grace period {grace}s <= the producer's {flush}s flush"
+    assert grace - flush >= 10, "leave the process time to stop its loop and exit"
+
+
+@pytest.mark.parametrize("timeout", [1, 45, 600])
+def test_the_grace_period_follows_the_delivery_timeout(timeout: int) -> None:
+    values = merge(chart_values("kind"), {"producer": {"deliveryTimeoutSeconds": timeout}})
+    docs = render_chart(values)
+    grace, flush = grace_and_flush(docs)
+    assert producer_settings(docs).kafka_delivery_timeout_s == timeout
+    assert grace > flush
+
+
+def test_the_producer_is_probed_on_its_health_endpoints(docs: list[dict[str, Any]]) -> None:
+    from beatlytica.cli import build_parser
+
+    statefulset = one(docs, "StatefulSet", "beatlytica-producer")
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    (port,) = container["ports"]
+    assert port["name"] == "health"
+    for command in producer_commands(docs):
+        assert build_parser().parse_args(command).health_port == port["containerPort"]
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        assert container[probe]["httpGet"] == {"path": path, "port": "health"}
 
 
 def test_producer_rate_comes_from_values() -> None:

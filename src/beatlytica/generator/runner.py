@@ -19,6 +19,9 @@ from beatlytica.generator.sinks import Sink, SinkReport
 log = logging.getLogger(__name__)
 
 LOG_EVERY_S = 10.0
+#: while a real-time run waits for its next event, the sink serves its own work (Kafka delivery
+#: reports) in steps this long, and a stop request is seen within one step
+IDLE_STEP_S = 0.2
 
 
 @dataclass
@@ -64,7 +67,8 @@ def run(
     as skipped); close the sink whatever happens.
 
     ``realtime`` holds each event back until the wall clock reaches its simulated time
-    (``speed`` simulated seconds per real second, counted from the simulation's start).
+    (``speed`` simulated seconds per real second, counted from the simulation's start); the
+    sink's ``wait`` fills the pauses, so a Kafka sink serves its delivery reports meanwhile.
     """
     stop = stop or threading.Event()
     produced: Counter[str] = Counter()
@@ -78,13 +82,12 @@ def run(
     stopped_early = False
     try:
         with stop_on_signals(stop):
-            write = sink.write
+            write, idle = sink.write, sink.wait
             for n, (topic, key, line) in enumerate(simulation, 1):
                 if realtime:
                     due = started + (simulation.clock_ms - origin_ms) / 1000.0 / speed
-                    while (wait := due - time.monotonic()) > 0:
-                        if stop.wait(min(wait, 0.5)):
-                            break
+                    while (wait := due - time.monotonic()) > 0 and not stop.is_set():
+                        idle(min(wait, IDLE_STEP_S))
                 if topic not in wanted:
                     skipped[topic] += 1
                     continue
