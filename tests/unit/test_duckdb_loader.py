@@ -204,3 +204,12 @@ def test_the_memory_limit_setting_is_duckdbs(tmp_path: Path) -> None:
         assert setting("threads") <= 2
     finally:
         warehouse.close()
+
+
+def test_the_loader_pod_holds_duckdbs_memory_limit_and_the_process_around_it() -> None:
+    from beatlytica.orchestration import IMAGES
+    from beatlytica.settings import Settings
+
+    limit = IMAGES["loader"].memory_limit
+    assert limit.endswith("Mi")
+    assert int(limit.removesuffix("Mi")) >= Settings().loader_memory_limit_mb + 384
