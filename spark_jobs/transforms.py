@@ -9,6 +9,7 @@ The session time zone must be UTC (the job sets it): event_date and event_hour a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -78,15 +79,14 @@ class EventTimeWindow:
 DEFAULT_WINDOW = EventTimeWindow.from_settings(Settings.model_construct())
 
 
-#: id fields some Eventsim setups write as JSON strings ("123"): a string of digits is taken as
-#: the number, an empty string as no id; anything else is the wrong type
+#: id fields some Eventsim setups write as JSON strings ("123"): parsed as text, a string that
+#: is an integer is the number, an empty string no id; anything else is the wrong type
 TEXT_IDS = ("userId",)
-#: longest run of digits that always fits a long
-_ID_DIGITS = r"^[0-9]{1,18}$"
 
 
-def _text_id(name: str) -> str:
-    return f"_{name}_text"
+def id_column(name: str) -> str:
+    """The column of a parse holding the number of the text id ``name`` (null when none)."""
+    return f"_{name}"
 
 
 def parse(kafka: DataFrame, topic: str, window: EventTimeWindow = DEFAULT_WINDOW) -> DataFrame:
@@ -114,18 +114,18 @@ def parse(kafka: DataFrame, topic: str, window: EventTimeWindow = DEFAULT_WINDOW
         ).alias(PAYLOAD),
     )
     for name in text_ids:
-        text = F.col(PAYLOAD)[name]
-        number = F.when(text.rlike(_ID_DIGITS), text.cast("long"))
-        parsed = parsed.withColumn(_text_id(name), text)
-        parsed = parsed.withColumn(PAYLOAD, F.col(PAYLOAD).withField(name, number))
-    parsed = parsed.withColumn(ERROR, validation_error(topic, window))
-    return parsed.drop(*(_text_id(name) for name in text_ids))
+        parsed = parsed.withColumn(id_column(name), F.col(PAYLOAD)[name].try_cast("long"))
+    return parsed.withColumn(ERROR, validation_error(topic, window))
 
 
-def _listing(prefix: str, items: list[Column]) -> Column:
-    """``prefix`` + the non-null items joined, or null when there are none."""
-    joined = F.concat_ws(", ", *items)
-    return F.when(joined != "", F.concat(F.lit(prefix), joined))
+def _listing(prefix: str, items: list[tuple[Column, Column]]) -> Column | None:
+    """``prefix`` + the labels of the items whose condition holds, joined, or null when none
+    does. A valid row pays for the conditions only, not for building an empty list."""
+    if not items:
+        return None
+    any_holds = functools.reduce(lambda a, b: a | b, (condition for condition, _ in items))
+    joined = F.concat_ws(", ", *(F.when(condition, label) for condition, label in items))
+    return F.when(any_holds, F.concat(F.lit(prefix), joined))
 
 
 def validation_error(topic: str, window: EventTimeWindow = DEFAULT_WINDOW) -> Column:
@@ -138,39 +138,36 @@ def validation_error(topic: str, window: EventTimeWindow = DEFAULT_WINDOW) -> Co
     raw = F.col("raw_value")
     is_object = F.from_json(raw, T.MapType(T.StringType(), T.StringType())).isNotNull()
     wrong_types = [
-        F.when(
+        (
             payload[f.name].isNull() & F.get_json_object(raw, f"$.{f.name}").isNotNull(),
             F.lit(f"{f.name} (expected {f.type.value})"),
         )
         for f in model.fields
         if f.name not in TEXT_IDS
     ]
-    missing = [F.when(payload[f.name].isNull(), F.lit(f.name)) for f in model.fields if f.required]
+    missing = [(payload[f.name].isNull(), F.lit(f.name)) for f in model.fields if f.required]
     latest = F.unix_millis(F.col("kafka_timestamp")) + F.lit(window.max_ahead_ms)
     # the floor is the event's (ts); an earlier registration is a fact about the user
     floors = {f.name: window.earliest_ms if f.name == "ts" else 0 for f in model.fields}
     out_of_window = [
-        F.when(
-            payload[f.name].isNotNull()
-            & ((payload[f.name] < F.lit(floors[f.name])) | (payload[f.name] > latest)),
+        (
+            (payload[f.name] < F.lit(floors[f.name])) | (payload[f.name] > latest),
             F.concat(F.lit(f"{f.name}="), payload[f.name].cast("string")),
         )
         for f in model.fields
         if f.type is FieldType.EPOCH_MILLIS
     ]
     outside = [
-        F.when(
-            payload[f.name].isNotNull() & ~payload[f.name].isin(*f.allowed),
+        (
+            ~payload[f.name].isin(*f.allowed),
             F.concat(F.lit(f"{f.name}="), payload[f.name].cast("string")),
         )
         for f in model.fields
         if f.allowed
     ]
     text_ids = [
-        F.when(
-            F.col(_text_id(name)).isNotNull()
-            & (F.col(_text_id(name)) != "")
-            & payload[name].isNull(),
+        (
+            (payload[name] != "") & F.col(id_column(name)).isNull(),
             F.lit(f"{name} (expected {model.field(name).type.value})"),
         )
         for name in TEXT_IDS
@@ -189,7 +186,7 @@ def validation_error(topic: str, window: EventTimeWindow = DEFAULT_WINDOW) -> Co
             payload[CORRUPT].isNotNull(),
             F.coalesce(
                 F.when(~is_object, F.lit("not a JSON object")),
-                _listing("wrong type: ", wrong_types),
+                *[c for c in [_listing("wrong type: ", wrong_types)] if c is not None],
                 F.lit("malformed JSON"),
             ),
         ),
@@ -215,8 +212,9 @@ def anonymous_identified_user(topic: str) -> Column | None:
         identified, state = payload["success"], F.lit("login succeeded")
     else:
         return None
+    user_id = F.col(id_column("userId")) if "userId" in TEXT_IDS else payload["userId"]
     return F.when(
-        identified & payload["userId"].isNull(),
+        identified & user_id.isNull(),
         F.concat(F.lit("missing userId of an identified user ("), state, F.lit(")")),
     )
 
@@ -238,6 +236,8 @@ def enrich(valid: DataFrame, topic: str) -> DataFrame:
             column = event_id_column(topic)
         elif f.name.startswith("kafka_"):
             column = F.col(f.name)
+        elif f.name in TEXT_IDS:
+            column = F.col(id_column(f.name))
         elif f.type is FieldType.EPOCH_MILLIS:
             column = F.timestamp_millis(payload[f.name])
         else:
