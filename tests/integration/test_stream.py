@@ -159,9 +159,10 @@ def test_generator_to_kafka_to_lake(kafka_broker: LocalKafka, tmp_path: Path) ->
     assert len(raw_lines) == len(batches) == len(TOPIC_NAMES)  # one read of each topic
     assert raw_lines["listen_events"]["written_rows"] == len(expected["listen_events"])
     assert raw_lines["listen_events"]["quarantined_rows"] == len(bad["listen_events"]) + 1
-    assert raw_lines["listen_events"]["input_rows"] == len(expected["listen_events"]) + len(
-        bad["listen_events"]
-    ) + 1
+    assert (
+        raw_lines["listen_events"]["input_rows"]
+        == len(expected["listen_events"]) + len(bad["listen_events"]) + 1
+    )
     assert "listen_events" in json.dumps(raw_lines["listen_events"]["end_offsets"])
     # nothing but the job's own JSON lines: no Spark start-up banner, log4j or py4j chatter
     # (the JVM's own notice of the vector module, printed before any logging exists, aside)
