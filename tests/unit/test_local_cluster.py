@@ -94,3 +94,13 @@ def test_no_user_image_is_built_on_the_machines_certificates() -> None:
 @pytest.mark.parametrize("script", sorted(p.name for p in LOCAL.glob("*.sh")))
 def test_the_scripts_parse(script: str) -> None:
     assert subprocess.run(["bash", "-n", str(LOCAL / script)]).returncode == 0
+
+
+def test_the_streams_event_time_window_covers_the_local_producers_speed() -> None:
+    """On the local cluster the producers run 600× the wall clock: events whose time runs ahead
+    of their Kafka timestamp by more than the window are quarantined, so the window must cover
+    what two real hours of production reach (the cluster tier takes well under one)."""
+    values = yaml.safe_load((ROOT / "k8s" / "local" / "values.yaml").read_text())["beatlytica"]
+    speed = float(values["producer"]["speed"])
+    hours = int(values["settings"]["extra"]["BEATLYTICA_STREAM_EVENT_TIME_MAX_AHEAD_HOURS"])
+    assert hours >= speed * 2
