@@ -148,7 +148,7 @@ def test_the_hourly_and_daily_dags_run_their_pod_tasks_in_the_jobs_namespace(
     output = hourly.stdout + hourly.stderr
     for topic in topics():
         assert re.search(rf'\[base\] .*"message": "loaded", "topic": "{topic}"', output), topic
-        assert re.search(rf"\[base\] {topic} +([\d,]+) +\1 +(\1|-) +0 +ok", output), topic
+        assert re.search(rf"\[base\] {topic} +([\d,]+) +\1 +(\1|-) +0 +0 +ok", output), topic
     daily = run_dag(airflow_env, "beatlytica_daily", day)
     assert summary(daily)["state"] == "success", (daily.stdout + daily.stderr)[-8000:]
     # every pod is deleted when its task ends, as the factory says (on_finish_action)
