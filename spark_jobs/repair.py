@@ -186,17 +186,9 @@ def _kafka_rows(spark: Any, settings: Settings, plan: Plan) -> Any:
     assert plan.offsets is not None
     if plan.offsets.partitions():
         return spark.read.format("kafka").options(**batch_kafka_options(settings, plan)).load()
-    schema = T.StructType(
-        [
-            T.StructField("key", T.BinaryType()),
-            T.StructField("value", T.BinaryType()),
-            T.StructField("topic", T.StringType()),
-            T.StructField("partition", T.IntegerType()),
-            T.StructField("offset", T.LongType()),
-            T.StructField("timestamp", T.TimestampType()),
-            T.StructField("timestampType", T.IntegerType()),
-        ]
-    )
+    from spark_jobs.transforms import KAFKA_SCHEMA
+
+    schema = T.StructType([*KAFKA_SCHEMA.fields, T.StructField("timestampType", T.IntegerType())])
     return spark.createDataFrame([], schema)
 
 

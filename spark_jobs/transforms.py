@@ -31,6 +31,17 @@ from beatlytica.schemas import spark_payload_schema
 from beatlytica.settings import Settings
 from beatlytica.timeparse import parse_utc, to_epoch_ms
 
+#: the columns of Spark's Kafka source that :func:`parse` reads
+KAFKA_SCHEMA = T.StructType(
+    [
+        T.StructField("key", T.BinaryType()),
+        T.StructField("value", T.BinaryType()),
+        T.StructField("topic", T.StringType()),
+        T.StructField("partition", T.IntegerType()),
+        T.StructField("offset", T.LongType()),
+        T.StructField("timestamp", T.TimestampType()),
+    ]
+)
 CORRUPT = "_corrupt_record"
 PAYLOAD = "payload"
 ERROR = "error"

@@ -12,18 +12,14 @@ from pyspark.sql import types as T
 from beatlytica.events import event_id
 from beatlytica.schemas import spark_lake_schema
 from beatlytica.settings import Settings
-from spark_jobs.transforms import QUARANTINE_COLUMNS, EventTimeWindow, parse, split
-
-KAFKA_SCHEMA = T.StructType(
-    [
-        T.StructField("key", T.BinaryType()),
-        T.StructField("value", T.BinaryType()),
-        T.StructField("topic", T.StringType()),
-        T.StructField("partition", T.IntegerType()),
-        T.StructField("offset", T.LongType()),
-        T.StructField("timestamp", T.TimestampType()),
-    ]
+from spark_jobs.transforms import (
+    KAFKA_SCHEMA,
+    QUARANTINE_COLUMNS,
+    EventTimeWindow,
+    parse,
+    split,
 )
+
 KAFKA_TS = datetime(2026, 11, 2, 0, 0, 5, tzinfo=UTC)
 KAFKA_MS = int(KAFKA_TS.timestamp() * 1000)
 EARLIEST_MS = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1000)
