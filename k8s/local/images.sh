@@ -9,6 +9,8 @@
 #                              (BEATLYTICA_IMAGE_TAG names the tag), and the local Kafka broker
 #   images.sh import IMAGE...  into the cluster's containerd (k8s.io namespace), if not there yet
 #   images.sh import-project   the project's images and the Kafka broker's, the same way
+#   images.sh prune            drop project images of other tags and untagged leftovers, from
+#                              the engine and from containerd (both live in the cache)
 #
 # The engine's data lives in the cache ($DOCKER_ROOT), so a second build reuses every layer.
 source "$(dirname "$0")/lib.sh"
@@ -168,6 +170,42 @@ project() {
   cp "$ROOT/jars/kafka/pom.xml" "$context/pom.xml"
   build "$KAFKA_IMAGE" "$context"
   rm -rf "$context"
+  prune_engine
+}
+
+# Each commit's images carry their own tag (the Makefile's content hash), and the engine's and
+# containerd's stores live in the cache: without pruning, every run would leave ~5 GB behind
+# until the disk fills. Only the current tag's project images are kept; the stand-ins and
+# the cluster's own images keep their fixed tags and are reused.
+stale_project_images() { # <tag> <image names, one per line on stdin> -> the other tags' names
+  grep -E '(^|/)beatlytica/beatlytica-[a-z]+:' | grep -v ":$1\$" || true
+}
+
+prune_engine() {
+  local tag=${BEATLYTICA_IMAGE_TAG:?set BEATLYTICA_IMAGE_TAG (the Makefile computes it)} stale before
+  before=$(docker system df --format '{{.Type}} {{.Size}}' | awk '$1 == "Images" {print $2}')
+  mapfile -t stale < <(docker images --format '{{.Repository}}:{{.Tag}}' | stale_project_images "$tag")
+  [ ${#stale[@]} -eq 0 ] || docker rmi "${stale[@]}" >/dev/null
+  docker image prune -f >/dev/null
+  docker builder prune -f >/dev/null 2>&1 || true
+  say "pruned ${#stale[@]} image(s) of other tags and the untagged ones (engine's images: $before before)"
+}
+
+prune_containerd() {
+  local tag=${BEATLYTICA_IMAGE_TAG:?set BEATLYTICA_IMAGE_TAG (the Makefile computes it)} stale ids=() name id
+  [ -S "$CONTAINERD_SOCK" ] || return 0
+  mapfile -t stale < <(ctr -a "$CONTAINERD_SOCK" -n k8s.io images ls -q | stale_project_images "$tag")
+  [ ${#stale[@]} -gt 0 ] || return 0
+  # the kubelet's runtime also names each image by its id (sha256:<config digest>); that name
+  # would keep the layers alive, so it goes too
+  for name in "${stale[@]}"; do
+    id=$(containerd_image_id "$name") && [ -n "$id" ] && ids+=("$id")
+  done
+  ctr -a "$CONTAINERD_SOCK" -n k8s.io images rm --sync "${stale[@]}" >/dev/null
+  for id in "${ids[@]}"; do
+    ctr -a "$CONTAINERD_SOCK" -n k8s.io images rm --sync "$id" >/dev/null 2>&1 || true
+  done
+  say "pruned ${#stale[@]} image(s) of other tags from the cluster"
 }
 
 # containerd's name of an image: Docker's short names live under docker.io (and library/)
@@ -216,6 +254,7 @@ import_project() {
   # stand-ins that run as pods as they are
   for name in "${RUNTIME_STANDINS[@]}"; do images+=("$(standin_tag "$name")"); done
   import "${images[@]}" "$KAFKA_IMAGE"
+  prune_containerd
 }
 
 case "${1:-}" in
@@ -226,5 +265,6 @@ case "${1:-}" in
   project) project ;;
   import) shift; import "$@" ;;
   import-project) import_project ;;
-  *) die "usage: images.sh docker-up|docker-down|infra|standins|project|import IMAGE...|import-project" ;;
+  prune) docker_up; prune_engine; prune_containerd ;;
+  *) die "usage: images.sh docker-up|docker-down|infra|standins|project|import IMAGE...|import-project|prune" ;;
 esac

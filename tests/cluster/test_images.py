@@ -71,3 +71,21 @@ def test_no_image_was_pulled() -> None:
     pulled = [e["message"] for e in events if e.get("reason") == "Pulled"]
     assert any("already present on machine" in m for m in pulled)
     assert not [m for m in pulled if m.startswith("Successfully pulled")]
+
+
+def test_only_this_tags_project_images_are_kept() -> None:
+    """Every commit's images carry their own tag and the stores live in the cache, so
+    `images.sh` prunes the other tags (engine and containerd): without it, runs fill the disk."""
+    project = {i for i in containerd_images() if i.startswith("docker.io/beatlytica/beatlytica-")}
+    assert project == {f"docker.io/beatlytica/beatlytica-{name}:{TAG}" for name in IMAGES}
+    engine = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "DOCKER_HOST": f"unix://{STATE / 'run' / 'docker.sock'}"},
+    ).stdout.split()
+    assert {i for i in engine if i.startswith("beatlytica/beatlytica-")} == {
+        f"beatlytica/beatlytica-{name}:{TAG}" for name in IMAGES
+    }
+    assert "<none>:<none>" not in engine
