@@ -25,6 +25,12 @@ RUNTIME_STANDINS=(postgres fake-gcs-server spark-operator)
 
 docker_up() {
   if alive dockerd && docker info >/dev/null 2>&1; then return; fi
+  # the engine's data is shared by every clone (the cache); a second engine on it would wait
+  # for the first one's database lock and time out
+  local other
+  other=$(pgrep -f -- "dockerd --data-root $DOCKER_ROOT " | grep -vx "$(pid_of dockerd)" | head -n 1 || true)
+  [ -z "$other" ] || die "another Docker engine (PID $other: $(tr '\0' ' ' </proc/"$other"/cmdline \
+    | grep -o -- '--exec-root [^ ]*')) uses $DOCKER_ROOT; stop it first (make cluster-down in its clone)"
   mkdir -p "$RUN" "$LOGS" "$DOCKER_ROOT"
   # no bridge, no iptables rules, no masquerading: builds run with --network host, and the
   # engine adds nothing to the host's network that `down` would have to remove
