@@ -21,6 +21,7 @@ from beatlytica.events import (
     EVENT_ID_FIELDS,
     EVENT_ID_HEX_CHARS,
     EVENT_ID_SEPARATOR,
+    EXTRA_FIELDS,
     IDENTIFIED_AUTH_STATES,
     LAKE_PARTITION_FIELDS,
     TOPICS,
@@ -237,9 +238,32 @@ def event_id_column(topic: str) -> Column:
     return F.substring(digest, 1, EVENT_ID_HEX_CHARS)
 
 
+def extra_fields_column(topic: str) -> Column:
+    """The value's top-level fields the model does not know, as a JSON object with their values
+    as sent (types and nesting kept), or null when there are none. Counting the keys is the only
+    cost a row of known fields pays; the object is built for the rows that have more."""
+    raw = F.col("raw_value")
+    known = TOPICS[topic].field_names
+    present = functools.reduce(
+        lambda a, b: a + b, (F.col(PAYLOAD)[name].isNotNull().cast("int") for name in known)
+    )
+    known_names = F.array(*(F.lit(name) for name in known))
+    rest = F.map_filter(
+        F.from_json(raw, T.MapType(T.StringType(), T.VariantType())),
+        lambda key, _: ~F.array_contains(known_names, key),
+    )
+    # a known field sent as JSON null is a key without a value: it reaches the slow path and
+    # leaves an empty map, which is no extra field
+    return F.when(
+        F.size(F.json_object_keys(raw)) > present,
+        F.when(F.size(rest) > 0, F.to_json(rest)),
+    )
+
+
 def enrich(valid: DataFrame, topic: str) -> DataFrame:
     """Valid parsed rows -> the lake's columns: event_id, Kafka metadata, the payload in
-    snake_case with epoch milliseconds as timestamps, then event_date and event_hour."""
+    snake_case with epoch milliseconds as timestamps, the fields beyond the model
+    (extra_fields), then event_date and event_hour."""
     payload = F.col(PAYLOAD)
     columns: list[Column] = []
     for f in lake_fields(topic):
@@ -247,6 +271,8 @@ def enrich(valid: DataFrame, topic: str) -> DataFrame:
             column = event_id_column(topic)
         elif f.name.startswith("kafka_"):
             column = F.col(f.name)
+        elif f.name == EXTRA_FIELDS.name:
+            column = extra_fields_column(topic)
         elif f.name in TEXT_IDS:
             column = F.col(id_column(f.name))
         elif f.type is FieldType.EPOCH_MILLIS:

@@ -153,9 +153,20 @@ _SONG_OPTIONAL = tuple(
 )
 
 
+#: Eventsim's `--tag` option: the same text on the events of a run that carry the user's
+#: details (written with them, after registration); absent without the option
+TAG = Field(
+    "tag",
+    FieldType.STRING,
+    False,
+    "Text of Eventsim's --tag option, on events that carry the user's details; else absent.",
+)
+
+
 def _common(*head: Field) -> tuple[Field, ...]:
-    """Eventsim's field order: ts, sessionId, topic fields, level, itemInSession, device, user."""
-    return (_TS, _SESSION_ID, *head, _LEVEL, _ITEM, *_DEVICE, *USER_DETAIL_FIELDS)
+    """Eventsim's field order: ts, sessionId, topic fields, level, itemInSession, device, user,
+    tag."""
+    return (_TS, _SESSION_ID, *head, _LEVEL, _ITEM, *_DEVICE, *USER_DETAIL_FIELDS, TAG)
 
 
 LISTEN_EVENTS = Topic(
@@ -179,7 +190,10 @@ PAGE_VIEW_EVENTS = Topic(
 AUTH_EVENTS = Topic(
     "auth_events",
     "One event per login attempt (the request after the Login page).",
-    (*_common(), Field("success", FieldType.BOOLEAN, True, "Whether the login succeeded.")),
+    (
+        *_common(),
+        Field("success", FieldType.BOOLEAN, True, "Whether the login succeeded."),
+    ),
 )
 STATUS_CHANGE_EVENTS = Topic(
     "status_change_events",
@@ -216,9 +230,19 @@ LAKE_PARTITION_FIELDS = (
 )
 
 
+#: the lake column after the payload's: what arrived beyond the model is kept, never dropped
+EXTRA_FIELDS = Field(
+    "extra_fields",
+    FieldType.STRING,
+    False,
+    "The event's top-level JSON fields the model does not know, as a JSON object with their "
+    "values as sent; null when there are none.",
+)
+
+
 def lake_fields(topic: str) -> tuple[Field, ...]:
     """The columns stored in a topic's lake Parquet files."""
-    return (*LAKE_METADATA_FIELDS, *TOPICS[topic].fields)
+    return (*LAKE_METADATA_FIELDS, *TOPICS[topic].fields, EXTRA_FIELDS)
 
 
 #: the column the loader adds to every raw warehouse table (dbt's source freshness reads it)

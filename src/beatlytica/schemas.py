@@ -40,8 +40,8 @@ _INT64 = (-(2**63), 2**63 - 1)
 def json_schema(topic: str, *, strict: bool = False) -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of a topic's payload.
 
-    ``strict`` also rejects fields the model does not know; Eventsim itself may add a
-    ``tag`` field, so the pipeline validates non-strictly and the generator's tests strictly.
+    ``strict`` also rejects fields the model does not know: the pipeline takes them (the lake
+    keeps them in ``extra_fields``), the generator's tests prove it writes none.
     """
     t = TOPICS[topic]
     properties: dict[str, Any] = {}

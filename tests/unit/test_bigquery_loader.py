@@ -12,6 +12,7 @@ from google.cloud import bigquery
 
 from beatlytica.errors import BeatlyticaError
 from beatlytica.events import raw_table_fields
+from beatlytica.schemas import bigquery_schema
 from beatlytica.warehouse.bigquery_backend import BigQueryWarehouse
 
 START = datetime(2026, 11, 1, 5, tzinfo=UTC)
@@ -38,6 +39,7 @@ class RecordingClient:
         self.calls: list[tuple[str, Any, dict[str, Any]]] = []
         self.row_count = row_count
         self.fail_on = fail_on
+        self.schemas: dict[str, list[Any]] = {}
 
     def _record(self, name: str, arg: Any, **kwargs: Any) -> None:
         self.calls.append((name, arg, kwargs))
@@ -54,7 +56,11 @@ class RecordingClient:
 
     def get_table(self, table_id: str) -> Any:
         self._record("get_table", table_id)
-        return bigquery.Table(table_id)
+        # the raw table as the model makes it (or as the test sets it); a staging table bare
+        if "__staging_" in table_id:
+            return bigquery.Table(table_id)
+        schema = self.schemas.get(table_id) or bigquery_schema(table_id.split(".")[2])
+        return bigquery.Table(table_id, schema=schema)
 
     def update_table(self, table: Any, fields: list[str]) -> Any:
         self._record("update_table", table, fields=fields)
@@ -84,8 +90,8 @@ def warehouse(client: RecordingClient) -> BigQueryWarehouse:
 def test_replacing_an_interval_sends_exactly_these_requests(warehouse, client) -> None:
     assert warehouse.replace_interval("listen_events", FILES, START, END) == 42
     names = [c[0] for c in client.calls]
-    assert names == ["create_table", "load_table_from_uri", "get_table", "update_table",
-                     "query", "delete_table"]  # fmt: skip
+    assert names == ["create_table", "get_table", "load_table_from_uri", "get_table",
+                     "update_table", "query", "delete_table"]  # fmt: skip
     staging = "test-project.raw.listen_events__staging_20261101T0500_20261101T0600"
 
     _, table, kwargs = client.calls[0]
@@ -99,7 +105,9 @@ def test_replacing_an_interval_sends_exactly_these_requests(warehouse, client) -
         f.column for f in raw_table_fields("listen_events")
     ]
 
-    _, uris, kwargs = client.calls[1]
+    assert client.calls[1] == ("get_table", "test-project.raw.listen_events", {})
+
+    _, uris, kwargs = client.calls[2]
     assert uris == FILES  # the committed files, never a wildcard
     assert kwargs["destination"] == staging
     config = kwargs["job_config"].to_api_repr()["load"]
@@ -113,10 +121,10 @@ def test_replacing_an_interval_sends_exactly_these_requests(warehouse, client) -
     loaded_columns = [f["name"] for f in config["schema"]["fields"]]
     assert loaded_columns[0] == "event_id" and "event_hour" not in loaded_columns
 
-    assert client.calls[3][2] == {"fields": ["expires"]}
-    assert client.calls[3][1].expires > datetime.now(UTC)
+    assert client.calls[4][2] == {"fields": ["expires"]}
+    assert client.calls[4][1].expires > datetime.now(UTC)
 
-    _, sql, kwargs = client.calls[4]
+    _, sql, kwargs = client.calls[5]
     assert sql == warehouse.replace_sql("listen_events", START, END)
     params = kwargs["job_config"].to_api_repr()["query"]["queryParameters"]
     assert params == [
@@ -125,7 +133,27 @@ def test_replacing_an_interval_sends_exactly_these_requests(warehouse, client) -
         {"name": "end", "parameterType": {"type": "TIMESTAMP"},
          "parameterValue": {"value": "2026-11-01 06:00:00+00:00"}},
     ]  # fmt: skip
-    assert client.calls[5] == ("delete_table", staging, {"not_found_ok": True})
+    assert client.calls[6] == ("delete_table", staging, {"not_found_ok": True})
+
+
+def test_a_raw_table_older_than_the_model_gains_its_new_columns(warehouse, client) -> None:
+    """A table made before the model gained columns (the lake's tag and extra_fields) gets
+    them appended, nullable, before the load inserts them; its own columns stay as they are."""
+    table_id = "test-project.raw.listen_events"
+    old = [f for f in bigquery_schema("listen_events") if f.name not in ("tag", "extra_fields")]
+    client.schemas[table_id] = old
+    warehouse.replace_interval("listen_events", FILES, START, END)
+    updates = [c for c in client.calls if c[0] == "update_table"]
+    assert updates[0][2] == {"fields": ["schema"]}
+    evolved = updates[0][1].to_api_repr()
+    assert evolved["tableReference"]["tableId"] == "listen_events"
+    added = evolved["schema"]["fields"][len(old) :]
+    assert [(f["name"], f["type"], f["mode"]) for f in added] == [
+        ("tag", "STRING", "NULLABLE"),
+        ("extra_fields", "STRING", "NULLABLE"),
+    ]
+    names = [c[0] for c in client.calls]
+    assert names[:4] == ["create_table", "get_table", "update_table", "load_table_from_uri"]
 
 
 def test_the_replace_script_is_valid_bigquery_sql(warehouse) -> None:
@@ -145,8 +173,16 @@ def test_the_replace_script_is_valid_bigquery_sql(warehouse) -> None:
 
 def test_an_empty_interval_still_replaces_the_rows(warehouse, client) -> None:
     assert warehouse.replace_interval("auth_events", [], START, END) == 42
-    assert [c[0] for c in client.calls] == ["create_table", "create_table", "get_table",
-                                            "update_table", "query", "delete_table"]  # fmt: skip
+    names = [c[0] for c in client.calls]
+    assert names == [
+        "create_table",
+        "get_table",
+        "create_table",
+        "get_table",
+        "update_table",
+        "query",
+        "delete_table",
+    ]
 
 
 def test_the_fingerprint_query_counts_and_digests_the_interval(warehouse, client) -> None:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from beatlytica.lake import filesystem, local_paths, raw_table_uri
 from beatlytica.loader import interval_files, load
-from beatlytica.schemas import arrow_lake_schema
+from beatlytica.schemas import arrow_lake_schema, duckdb_columns
 from beatlytica.settings import Settings
 from beatlytica.warehouse.duckdb_backend import DuckDBWarehouse, by_partition
 
@@ -163,6 +163,38 @@ def test_a_reload_changes_nothing_and_an_empty_interval_is_emptied(
         assert warehouse.count(TOPIC, HOUR, end) == 30
     finally:
         warehouse.close()
+
+
+def test_files_and_a_table_older_than_the_model_load_with_nulls_in_its_new_columns(
+    tmp_path: Path, reader: str
+) -> None:
+    """An upgrade: the raw table and some lake files predate the model's newer columns (the
+    lake's tag and extra_fields). The table gains them; old files read them as nulls, next to
+    new files that have them."""
+    new_columns = ("tag", "extra_fields")
+    old_schema = pa.schema([f for f in FILE_SCHEMA if f.name not in new_columns])
+    lake = Lake((tmp_path / "lake").as_uri())
+    old = [{k: v for k, v in event("old", HOUR).items() if k not in new_columns}]
+    lake.write(HOUR, "part-0.parquet", pa.Table.from_pylist(old, schema=old_schema))
+    settings = settings_for(lake, tmp_path)
+    columns = ", ".join(
+        f"{name} {kind}" for name, kind in duckdb_columns(TOPIC).items() if name not in new_columns
+    )
+    con = duckdb.connect(str(settings.duckdb_file))
+    con.execute("create schema raw")
+    con.execute(f"create table raw.{TOPIC} ({columns})")
+    con.close()
+
+    load(settings, (TOPIC,), HOUR, HOUR + timedelta(hours=1))
+    assert {k: (r["tag"], r["extra_fields"]) for k, r in rows(settings).items()} == {
+        "old": (None, None)
+    }
+    lake.write(HOUR, "part-1.parquet", [event("new", HOUR, 1, extra_fields='{"shard":3}')])
+    load(settings, (TOPIC,), HOUR, HOUR + timedelta(hours=1))
+    assert {k: (r["tag"], r["extra_fields"]) for k, r in rows(settings).items()} == {
+        "old": (None, None),
+        "new": ("tag-new", '{"shard":3}'),
+    }
 
 
 def test_a_lake_folder_with_glob_characters_reads_the_listed_files_only(tmp_path: Path) -> None:

@@ -28,6 +28,8 @@ EVENTSIM_COMMON = {
     "firstName",
     "gender",
     "registration",
+    # optional: Eventsim's --tag option writes it with the user's details
+    "tag",
 }
 
 
@@ -51,6 +53,7 @@ def test_topics_are_eventsims_four() -> None:
 )
 def test_fields_match_eventsim(topic: str, extra: set[str]) -> None:
     assert set(TOPICS[topic].field_names) == EVENTSIM_COMMON | extra
+    assert not TOPICS[topic].field("tag").required
 
 
 def test_eventsim_types() -> None:

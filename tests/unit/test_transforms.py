@@ -188,6 +188,31 @@ def test_a_user_id_written_as_a_string_of_digits_is_the_number(spark, good, samp
     assert rejected.count() == 0 and valid.collect()[0].user_id is None
 
 
+def test_fields_beyond_the_model_are_kept_as_sent(spark, good) -> None:
+    """Eventsim's --tag lands in its typed column; any other top-level field is kept, value and
+    type as sent, in extra_fields (null when there is none, a known field sent as null too)."""
+    values = [
+        # as Eventsim writes it: tag last, the value ending with a newline
+        json.dumps({**good, "tag": "run-7"}) + "\n",
+        json.dumps({**good, "tag": "run-7", "shard": 3, "meta": {"a": [1, "x"]}, "s": "3"}),
+        json.dumps(good),
+        json.dumps({**good, "userId": None, "auth": "Logged Out",
+                    "firstName": None, "lastName": None, "gender": None, "registration": None}),
+    ]  # fmt: skip
+    valid, rejected = split(parse(kafka_rows(spark, "listen_events", values), "listen_events"),
+                            "listen_events")  # fmt: skip
+    assert rejected.count() == 0
+    rows = valid.orderBy("kafka_offset").collect()
+    assert [(r.tag, r.extra_fields) for r in rows] == [
+        ("run-7", None),
+        ("run-7", '{"shard":3,"meta":{"a":[1,"x"]},"s":"3"}'),
+        (None, None),
+        (None, None),
+    ]
+    # the model's fields never reach extra_fields, whatever their order
+    assert json.loads(rows[1].extra_fields).keys().isdisjoint(good)
+
+
 def test_a_value_that_is_not_utf8_is_quarantined_byte_for_byte(spark, good) -> None:
     """The parser would have replaced the bad bytes with U+FFFD and let the event in."""
     broken = json.dumps({**good, "artist": "Sigur XX"}).encode().replace(b"XX", b"R\xf3s\xff")

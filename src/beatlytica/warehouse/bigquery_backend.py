@@ -77,6 +77,13 @@ class BigQueryWarehouse:
         table.description = f"Raw {topic} from the lake, loaded by `beatlytica load`."
         return table
 
+    def evolved_schema(self, topic: str, current: list[Any]) -> list[Any] | None:
+        """The raw table's schema with the model's columns it lacks appended (nullable, as
+        every column added to the model since a table was made), or None when it has them."""
+        names = {f.name for f in current}
+        missing = [f for f in bigquery_schema(topic) if f.name not in names]
+        return [*current, *missing] if missing else None
+
     def load_job_config(self, topic: str) -> Any:
         from google.cloud import bigquery
         from google.cloud.bigquery.external_config import HivePartitioningOptions
@@ -145,6 +152,11 @@ class BigQueryWarehouse:
             raise BeatlyticaError(f"BigQuery loads gs:// lakes only, found {bad[0]}")
         try:
             self.client.create_table(self.table_definition(topic), exists_ok=True)
+            target = self.client.get_table(self.table_id(topic))
+            schema = self.evolved_schema(topic, list(target.schema))
+            if schema is not None:  # a table made before the model gained columns
+                target.schema = schema
+                self.client.update_table(target, ["schema"])
             staging = self.staging_id(topic, start, end)
             if files:
                 self.client.load_table_from_uri(

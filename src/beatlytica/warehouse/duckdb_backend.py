@@ -27,6 +27,17 @@ def create_table_sql(schema: str, topic: str) -> str:
     return f"create table if not exists {schema}.{topic} (\n  {columns}\n)"
 
 
+def evolve_table_sql(schema: str, topic: str) -> list[str]:
+    """What gives a raw table made before the model gained columns those columns (nullable,
+    appended); no-ops for a table that has them."""
+    not_null = set(duckdb_not_null(topic))
+    return [
+        f"alter table {schema}.{topic} add column if not exists {name} {kind}"
+        for name, kind in duckdb_columns(topic).items()
+        if name not in not_null
+    ]
+
+
 def replace_sql(schema: str, topic: str) -> list[str]:
     """The statements that replace one interval (parameters: start, end), run in one
     transaction: the delete once, the insert once per relation ``batch`` of the interval's
@@ -54,13 +65,18 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def lake_view_sql(topic: str, paths: list[str]) -> str:
+def lake_view_sql(topic: str, paths: list[str], stored: set[str] | None = None) -> str:
     """A temporary view ``batch`` of the lake rows of ``paths`` (local Parquet files, exactly
     these: never a folder or a glob) typed as the raw table's columns, the partition columns
     read from the hive-style folder names (``event_hour=05`` -> 5). DuckDB reads the files
-    as the query pulls rows, so memory does not grow with their size."""
+    as the query pulls rows, so memory does not grow with their size. Columns none of the
+    files stores (``stored``: files written before the model gained them) read as nulls."""
     lake_columns = {c: t for c, t in duckdb_columns(topic).items() if c != LOADED_AT.column}
-    select = ",\n  ".join(f"cast({c} as {t}) as {c}" for c, t in lake_columns.items())
+    partitions_ = {f.column for f in LAKE_PARTITION_FIELDS}
+    select = ",\n  ".join(
+        f"cast({c if stored is None or c in stored or c in partitions_ else 'null'} as {t}) as {c}"
+        for c, t in lake_columns.items()
+    )
     partitions = ", ".join(f"{_literal(f.column)}: {_literal(lake_columns[f.column])}"
                            for f in LAKE_PARTITION_FIELDS)  # fmt: skip
     files = ", ".join(_literal(p) for p in paths)
@@ -132,7 +148,14 @@ class DuckDBWarehouse:
 
         paths = local_paths(files)
         if paths is not None and not any(_GLOB_CHARS & set(p) for p in paths):
-            self.con.execute(lake_view_sql(topic, paths))
+            files_ = ", ".join(_literal(p) for p in paths)
+            stored = {
+                row[0]
+                for row in self.con.execute(
+                    f"select distinct name from parquet_schema([{files_}])"
+                ).fetchall()
+            }
+            self.con.execute(lake_view_sql(topic, paths, stored))
             return lambda: self.con.execute("drop view if exists temp.batch")
         self.con.register("batch", lake_batches(files, topic, self.gcs_endpoint))
         return lambda: self.con.unregister("batch")
@@ -144,6 +167,8 @@ class DuckDBWarehouse:
         rows deduplicates the interval's, and DuckDB's dedup window holds one hour of events,
         not the interval's."""
         self.con.execute(create_table_sql(self.schema, topic))
+        for statement in evolve_table_sql(self.schema, topic):
+            self.con.execute(statement)
         delete, insert = replace_sql(self.schema, topic)
         params = {"start": start, "end": end}
         self.con.execute("begin transaction")
@@ -151,8 +176,8 @@ class DuckDBWarehouse:
         try:
             self.con.execute(delete, params)
             for partition_files in by_partition(files):
-                drop_batch = self._register_batch(topic, partition_files)
                 try:
+                    drop_batch = self._register_batch(topic, partition_files)
                     self.con.execute(insert, params)
                 except duckdb.Error as e:
                     raise BeatlyticaError(
