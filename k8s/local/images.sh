@@ -192,6 +192,9 @@ prune_engine() {
   before=$(docker system df --format '{{.Type}} {{.Size}}' | awk '$1 == "Images" {print $2}')
   mapfile -t stale < <(docker images --format '{{.Repository}}:{{.Tag}}' | stale_project_images "$tag")
   [ ${#stale[@]} -eq 0 ] || docker rmi "${stale[@]}" >/dev/null
+  # the engine only builds: a container in it is a leftover (of a build cut short) that would
+  # keep its image alive
+  docker container prune -f >/dev/null
   docker image prune -f >/dev/null
   docker builder prune -f >/dev/null 2>&1 || true
   say "pruned ${#stale[@]} image(s) of other tags and the untagged ones (engine's images: $before before)"
