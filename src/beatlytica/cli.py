@@ -40,8 +40,16 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         raise BeatlyticaError(f"--speed must be positive, found {args.speed}")
     if args.health_port is not None and args.sink != "kafka":
         raise BeatlyticaError("--health-port probes the Kafka producer: it needs --sink kafka")
+    tag = (args.tag if args.tag is not None else settings.generator_tag) or None
     config = SimulationConfig(
-        users=args.users, start=start, end=end, seed=args.seed, instance=args.instance
+        users=args.users,
+        start=start,
+        end=end,
+        seed=args.seed,
+        instance=args.instance,
+        quoted_user_agent_share=settings.generator_quoted_user_agent_share,
+        mojibake_song_share=settings.generator_mojibake_song_share,
+        tag=tag,
     )
     simulation = Simulation(config)
     if args.sink == "files":
@@ -74,6 +82,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                 "seed": args.seed,
                 "instance": args.instance,
                 "realtime": args.realtime,
+                "quoted_user_agent_share": config.quoted_user_agent_share,
+                "mojibake_song_share": config.mojibake_song_share,
+                "tag": tag,
             }
         },
     )
@@ -306,6 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=1.0,
         help="with --realtime: simulated seconds per real second (default 1)",
+    )
+    gen.add_argument(
+        "--tag",
+        help="Eventsim's --tag: a tag field with this text on every event with user details "
+        "(default BEATLYTICA_GENERATOR_TAG; empty: none)",
     )
     gen.add_argument(
         "--health-port",

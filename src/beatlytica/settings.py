@@ -38,6 +38,31 @@ class Settings(BaseSettings):
         description="Where pod tasks run: `local` subprocesses or `kubernetes` pods.",
     )
 
+    # --- generator ---------------------------------------------------------------------------
+    generator_quoted_user_agent_share: float = Field(
+        0.73,
+        ge=0,
+        le=1,
+        description="Share of the generator's users whose `userAgent` is wrapped in literal "
+        'double quotes on every event (`"\\"Mozilla/5.0 …\\""` in the JSON), as in 73% of '
+        "Eventsim's events; the others' is bare. 0: every agent bare.",
+    )
+    generator_mojibake_song_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of the generator's songs whose `artist` and `song` are double-encoded "
+        "UTF-8 (mojibake: `elÃ¤mÃ¤ssÃ¤` for `elämässä`), as Eventsim's song file holds some, "
+        "so one artist appears under two spellings. Only the one song in eight with non-ASCII "
+        "letters changes: the default garbles 5% of the listens, Eventsim's figure. 0: none.",
+    )
+    generator_tag: str | None = Field(
+        None,
+        description="Eventsim's `--tag`: a `tag` field with this text on every event that "
+        "carries the user details (auth `Logged In` or `Cancelled`), after them, as Eventsim "
+        "writes it. Empty: no tag. `beatlytica generate --tag` overrides it.",
+    )
+
     # --- Kafka -------------------------------------------------------------------------------
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated."

@@ -27,7 +27,11 @@ class Figures(HTMLParser):
         self.kpis: dict[str, str] = {}
         self.states: dict[str, float] = {}
         self.bars: dict[str, float] = {}
+        #: the rows (cell texts) of each section's tables, by section id
+        self.tables: dict[str, list[list[str]]] = {}
         self._kpi: str | None = None
+        self._section: str | None = None
+        self._cell = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
@@ -37,8 +41,19 @@ class Figures(HTMLParser):
             self.states[str(a["data-state"])] = float(a["data-value"] or 0)
         if tag == "rect" and "data-label" in a:
             self.bars[str(a["data-label"])] = float(a["data-value"] or 0)
+        if tag == "section":
+            self._section = a.get("id")
+        if tag == "tr" and self._section:
+            self.tables.setdefault(self._section, []).append([])
+        self._cell = tag in ("td", "th")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th"):
+            self._cell = False
 
     def handle_data(self, data: str) -> None:
+        if self._cell and self._section:
+            self.tables[self._section][-1].append(data)
         if self._kpi and data.strip() and data.strip()[0].isdigit():
             self.kpis[self._kpi] = data.strip()
             self._kpi = None
@@ -82,6 +97,21 @@ def test_the_export_shows_the_demo_figures_in_chromium(
     assert figures.bars[f"{song} — {artist}"] == streams
     peak_dau = query(db, "select max(active_users) from main.mart_active_users_daily")[0][0]
     assert figures.kpis["dau"] == f"{peak_dau:,}"
+    # what staging repaired, per topic, as the data-quality mart counts it
+    head, *rows = figures.tables["data-quality"]
+    shown = {r[0]: dict(zip(head[1:], map(int, r[1:]), strict=True)) for r in rows}
+    counted = query(
+        db,
+        "select topic, sum(events), sum(user_agents_unquoted), sum(songs_repaired) "
+        "from main.mart_data_quality_daily group by topic",
+    )
+    figures_shown = {
+        t: (v["events"], v["user_agents_unquoted"], v["songs_repaired"]) for t, v in shown.items()
+    }
+    assert figures_shown == {t: (e, u, r) for t, e, u, r in counted}
+    # the generator quotes most user agents and garbles some songs, as Eventsim does
+    assert shown["listen_events"]["user_agents_unquoted"] > 0
+    assert shown["listen_events"]["songs_repaired"] > 0
 
 
 def test_the_streamlit_app_shows_the_same_figures(
@@ -105,3 +135,9 @@ def test_the_streamlit_app_shows_the_same_figures(
     assert "Streams by state" in [h.value for h in app.subheader]
     top = app.dataframe[0].value
     assert list(top.columns)[:3] == ["song_rank", "song_title", "artist_name"]
+    quality = app.dataframe[-1].value
+    assert list(quality.columns)[:3] == ["topic", "events", "artists_repaired"]
+    assert (
+        int(quality.set_index("topic").loc["listen_events", "events"])
+        == (built_warehouse["produced"]["listen_events"])
+    )

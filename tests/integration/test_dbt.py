@@ -45,6 +45,7 @@ MARTS = (
     "mart_streams_by_state",
     "mart_session_length_daily",
     "mart_level_by_gender",
+    "mart_data_quality_daily",
 )
 
 
@@ -308,6 +309,7 @@ def test_mart_figures_equal_figures_computed_from_the_raw_events(
     from collections import Counter, defaultdict
     from datetime import UTC, datetime
 
+    from beatlytica.text_repair import repair_mojibake
     from tests.conftest import WAREHOUSE_SAMPLE, simulate
 
     def day(ts: int) -> str:
@@ -320,7 +322,9 @@ def test_mart_figures_equal_figures_computed_from_the_raw_events(
         event = json.loads(line)
         if topic == "listen_events":
             streams[day(event["ts"])] += 1
-            songs[day(event["ts"])][(event["song"], event["artist"])] += 1
+            # staging reads double-encoded UTF-8 back: both spellings are one song
+            song = (repair_mojibake(event["song"]), repair_mojibake(event["artist"]))
+            songs[day(event["ts"])][song] += 1
         elif topic == "page_view_events" and "userId" in event:
             active[day(event["ts"])].add(event["userId"])
 
@@ -335,3 +339,46 @@ def test_mart_figures_equal_figures_computed_from_the_raw_events(
                    "from main.mart_top_songs_daily where song_rank = 1"):  # fmt: skip
         best = max(songs[str(stream_date)].values())
         assert plays == best and songs[str(stream_date)][(title, artist)] == best
+
+
+def test_data_quality_mart_equals_the_python_reference_on_the_raw_events(
+    warehouse: dict[str, Any],
+) -> None:
+    """Every raw event is counted once per day and topic, and each repair as often as the
+    Python reference of the macros (beatlytica.text_repair) finds it in the raw values."""
+    from collections import Counter
+
+    from beatlytica.text_repair import repair_mojibake, unquote
+
+    def mojibake(*values: str | None) -> bool:
+        return any(repair_mojibake(v) != v for v in values)
+
+    expected: dict[tuple[str, str], Counter[str]] = {}
+    for topic in ("listen_events", "page_view_events", "auth_events", "status_change_events"):
+        songs = "artist, song" if topic in ("listen_events", "page_view_events") else "null, null"
+        rows = query(
+            warehouse,
+            f"select distinct on (event_id) event_date, {songs}, first_name, last_name, city, "
+            f"state, user_agent, coalesce(registration > ts, false) from raw.{topic}",
+        )
+        for day, artist, song, first, last, city, state, agent, registered_later in rows:
+            counts = expected.setdefault((str(day), topic), Counter())
+            counts["events"] += 1
+            counts["artists_repaired"] += mojibake(artist)
+            counts["songs_repaired"] += mojibake(song)
+            counts["names_repaired"] += mojibake(first, last)
+            counts["locations_repaired"] += mojibake(city, state)
+            counts["user_agents_unquoted"] += unquote(agent) != agent
+            counts["registrations_after_event"] += registered_later
+    measures = [
+        "events", "artists_repaired", "songs_repaired", "names_repaired",
+        "locations_repaired", "user_agents_unquoted", "registrations_after_event",
+    ]  # fmt: skip
+    mart = {
+        (str(row[0]), row[1]): dict(zip(measures, row[2:], strict=True))
+        for row in query(
+            warehouse,
+            f"select event_date, topic, {', '.join(measures)} from main.mart_data_quality_daily",
+        )
+    }
+    assert mart == {key: {m: counts[m] for m in measures} for key, counts in expected.items()}

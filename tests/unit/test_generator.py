@@ -6,6 +6,7 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -13,9 +14,12 @@ import pytest
 
 from beatlytica.events import IDENTIFIED_AUTH_STATES, TOPIC_NAMES, partition_key
 from beatlytica.generator import simulation as sim
-from beatlytica.generator.catalog import catalogue
+from beatlytica.generator.catalog import Catalogue, Song, catalogue, mojibake
+from beatlytica.generator.population import USER_AGENTS
 from beatlytica.schemas import json_schema
+from beatlytica.settings import Settings
 from tests.conftest import SAMPLE, simulate
+from tests.helpers import run_cli
 
 Events = dict[str, list[dict[str, Any]]]
 
@@ -186,7 +190,7 @@ def test_instances_never_share_ids() -> None:
 
 
 def test_song_popularity_is_zipf_like(sample_events: Events) -> None:
-    songs = catalogue().songs
+    songs = catalogue().with_mojibake(SAMPLE.mojibake_song_share).songs  # the names as played
     plays = Counter((e["artist"], e["song"]) for e in sample_events["listen_events"])
     total = sum(plays.values())
     top = {(s.artist, s.title) for s in songs[:250]}
@@ -227,8 +231,223 @@ def test_catalogue_is_stable_and_plausible() -> None:
         ({"users": 0}, "users must be at least 1"),
         ({"end": SAMPLE.start}, "must be after start"),
         ({"instance": -1}, "instance must be"),
+        ({"quoted_user_agent_share": 1.5}, "quoted_user_agent_share must be in"),
+        ({"mojibake_song_share": -0.1}, "mojibake_song_share must be in"),
     ],
 )
 def test_bad_configuration_is_named(change: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         replace(SAMPLE, **change)
+
+
+# --- Eventsim's quirks ------------------------------------------------------------------------
+
+
+def _parse(lines: list[tuple[str, int, str]]) -> Events:
+    events: Events = {t: [] for t in TOPIC_NAMES}
+    for topic, _, line in lines:
+        events[topic].append(json.loads(line))
+    return events
+
+
+def test_eventsim_quirks_are_on_by_default_and_the_settings_agree() -> None:
+    """SimulationConfig (tests, benchmarks, the demo) and the settings (the CLI) default alike."""
+    defaults = {name: f.default for name, f in Settings.model_fields.items()}
+    assert SAMPLE.quoted_user_agent_share == defaults["generator_quoted_user_agent_share"] == 0.73
+    assert SAMPLE.mojibake_song_share == defaults["generator_mojibake_song_share"] > 0
+    assert SAMPLE.tag is None and defaults["generator_tag"] is None
+
+
+@pytest.mark.parametrize("share", [0.73, 0.3])
+def test_the_share_of_users_with_a_quoted_agent_follows_the_setting(share: float) -> None:
+    users = sim.Simulation(replace(SAMPLE, users=20_000, quoted_user_agent_share=share)).users
+    quoted = [u.person.user_agent.startswith('"') for u in users]
+    assert sum(quoted) / len(quoted) == pytest.approx(share, abs=0.015)
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_no_or_every_agent_is_quoted_at_the_bounds(share: float) -> None:
+    events = _parse(simulate(replace(SAMPLE, users=100, quoted_user_agent_share=share)))
+    agents = {e["userAgent"] for evs in events.values() for e in evs}
+    assert agents
+    if share:
+        assert all(a.startswith('"') and a.endswith('"') for a in agents)
+        assert {a[1:-1] for a in agents} <= set(USER_AGENTS)
+    else:
+        assert agents <= set(USER_AGENTS)
+
+
+def test_a_quoted_agent_is_one_pair_of_literal_quotes_around_a_real_agent(
+    sample_lines: list[tuple[str, int, str]],
+) -> None:
+    quoted = [line for t, _, line in sample_lines if '"userAgent":"\\"' in line]
+    assert quoted
+    for line in quoted[:1000]:
+        agent = json.loads(line)["userAgent"]
+        assert agent[0] == agent[-1] == '"' and agent[1:-1] in USER_AGENTS
+
+
+def test_every_event_of_a_user_has_the_same_agent(sample_events: Events) -> None:
+    """The quoting belongs to the user: one agent per userId and per session, the user's own."""
+    users = {u.person.user_id: u.person for u in sim.Simulation(SAMPLE).users}
+    by_user: dict[int, set[str]] = defaultdict(set)
+    by_session: dict[int, set[str]] = defaultdict(set)
+    for evs in sample_events.values():
+        for e in evs:
+            by_session[e["sessionId"]].add(e["userAgent"])
+            if "userId" in e:
+                by_user[e["userId"]].add(e["userAgent"])
+    assert all(len(agents) == 1 for agents in by_session.values())
+    assert by_user and all(agents == {users[u].user_agent} for u, agents in by_user.items())
+    quoted = Counter(next(iter(agents)).startswith('"') for agents in by_user.values())
+    assert quoted[True] and quoted[False]
+
+
+def _non_ascii(song: Song) -> bool:
+    return not (song.artist.isascii() and song.title.isascii())
+
+
+def test_the_catalogue_has_enough_non_ascii_artists_and_titles() -> None:
+    songs = catalogue().songs
+    assert sum(map(_non_ascii, songs)) / len(songs) > 0.1
+    artists = {s.artist for s in songs if not s.artist.isascii()}
+    assert len(artists) > 200
+    text = "".join(artists)
+    for letter in "äöåøæéñíðþüß":  # Nordic, German, French, Spanish, Icelandic
+        assert letter in text, letter
+    assert any("\u3040" <= c <= "\u9fff" for c in text), "no Japanese artist"
+
+
+def test_the_catalogue_is_the_same_on_every_build() -> None:
+    rebuilt = catalogue.__wrapped__()
+    assert rebuilt.songs == catalogue().songs
+
+
+def test_mojibake_is_the_utf8_bytes_read_as_latin1() -> None:
+    assert mojibake("elämässä") == "elÃ¤mÃ¤ssÃ¤"
+    assert mojibake("The Velvet Satellites") == "The Velvet Satellites"
+    played = catalogue().with_mojibake(0.5).songs
+    garbled = [(s, p) for s, p in zip(catalogue().songs, played, strict=True) if p is not s]
+    assert garbled
+    for clean, as_played in garbled:
+        assert as_played.artist == clean.artist.encode("utf-8").decode("latin-1")
+        assert as_played.title == clean.title.encode("utf-8").decode("latin-1")
+        assert _non_ascii(clean) and clean.mojibake_draw < 0.5
+        assert json.loads(f"{{{as_played.json}}}") == {
+            "artist": as_played.artist,
+            "song": as_played.title,
+            "duration": clean.duration,
+        }
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_no_or_every_non_ascii_song_is_garbled_at_the_bounds(share: float) -> None:
+    for clean, played in zip(
+        catalogue().songs, catalogue().with_mojibake(share).songs, strict=True
+    ):
+        assert (played is not clean) == (share == 1.0 and _non_ascii(clean))
+
+
+def _garbled_weight(played: Catalogue) -> float:
+    return sum(
+        played.weight(p.rank)
+        for s, p in zip(catalogue().songs, played.songs, strict=True)
+        if p is not s
+    )
+
+
+def test_the_default_share_garbles_five_percent_of_listens(sample_events: Events) -> None:
+    """Eventsim's figure: about 5% of listens carry double-encoded artist and title."""
+    played = catalogue().with_mojibake(SAMPLE.mojibake_song_share)
+    expected = _garbled_weight(played)
+    assert expected == pytest.approx(0.05, abs=0.005)
+    clean = {(s.artist, s.title) for s in catalogue().songs}
+    garbled = {
+        (p.artist, p.title): s
+        for s, p in zip(catalogue().songs, played.songs, strict=True)
+        if p is not s
+    }
+    listens = sample_events["listen_events"]
+    n_garbled = 0
+    for e in listens:
+        pair = (e["artist"], e["song"])
+        if pair not in clean:
+            song = garbled[pair]  # every other spelling is the mojibake of a catalogue song
+            assert pair == (mojibake(song.artist), mojibake(song.title))
+            n_garbled += 1
+    assert n_garbled / len(listens) == pytest.approx(expected, abs=0.01)
+
+
+def test_the_share_setting_moves_the_garbled_listens() -> None:
+    few = _garbled_weight(catalogue().with_mojibake(0.1))
+    many = _garbled_weight(catalogue().with_mojibake(0.9))
+    assert 0 < few < 0.05 < many
+    events = _parse(simulate(replace(SAMPLE, users=300, mojibake_song_share=0.0)))
+    clean = {(s.artist, s.title) for s in catalogue().songs}
+    assert {(e["artist"], e["song"]) for e in events["listen_events"]} <= clean
+
+
+def test_an_artist_appears_under_both_spellings(sample_events: Events) -> None:
+    artists = {e["artist"] for e in sample_events["listen_events"]}
+    both = {a for a in artists if not a.isascii() and mojibake(a) in artists}
+    assert len(both) >= 5, both
+
+
+def _check_tags(events: Events, tag: str | None) -> None:
+    for topic, evs in events.items():
+        assert evs, topic
+        for e in evs:
+            if tag is None or "userId" not in e:
+                assert "tag" not in e, e
+            else:
+                assert e["tag"] == tag, e
+                keys = list(e)  # Eventsim writes the tag right after the user details
+                assert keys[keys.index("registration") + 1] == "tag", keys
+
+
+def test_tag_follows_the_user_details_on_every_identified_event_of_every_topic() -> None:
+    """Eventsim writes --tag with the user details: on every event of an identified user
+    (auth Logged In or Cancelled, a successful login), on no anonymous one."""
+    tag = 'run "7" – naïve'
+    events = _parse(simulate(replace(SAMPLE, users=400, tag=tag)))
+    _check_tags(events, tag)
+    for topic, evs in events.items():
+        assert any("tag" in e for e in evs), topic
+        validator = jsonschema.Draft202012Validator(json_schema(topic, strict=True))
+        for e in evs:
+            errors = sorted(validator.iter_errors(e), key=str)
+            assert not errors, f"{topic}: {errors[0].message} in {e}"
+
+
+def test_no_tag_means_no_tag_field(sample_events: Events) -> None:
+    _check_tags(sample_events, None)
+    assert _parse(simulate(replace(SAMPLE, users=100, tag=""))) == _parse(
+        simulate(replace(SAMPLE, users=100))
+    )
+
+
+def test_the_command_takes_the_quirks_from_settings_and_the_tag_option(tmp_path: Path) -> None:
+    window = ("--start", "2026-11-01T00:00:00", "--end", "2026-11-01T12:00:00", "--seed", "3")
+    env = {
+        "BEATLYTICA_GENERATOR_QUOTED_USER_AGENT_SHARE": "0",
+        "BEATLYTICA_GENERATOR_MOJIBAKE_SONG_SHARE": "1",
+        "BEATLYTICA_GENERATOR_TAG": "from-settings",
+    }
+    runs = {"settings": (), "option": ("--tag", "from-option")}
+    for name, extra in runs.items():
+        out = tmp_path / name
+        args = ("generate", "--sink", "files", "--out", str(out), "--users", "200", *window)
+        result = run_cli(*args, *extra, **env)
+        assert result.returncode == 0, result.stderr
+        events = {
+            t: [json.loads(x) for x in (out / f"{t}.jsonl").read_text("utf-8").splitlines()]
+            for t in TOPIC_NAMES
+        }
+        _check_tags(
+            {t: evs for t, evs in events.items() if evs},
+            "from-option" if extra else "from-settings",
+        )
+        assert not any(e["userAgent"].startswith('"') for evs in events.values() for e in evs)
+        listened = {(e["artist"], e["song"]) for e in events["listen_events"]}
+        clean = {(s.artist, s.title) for s in catalogue().songs if _non_ascii(s)}
+        assert listened and not listened & clean  # share 1: every non-ASCII song garbled

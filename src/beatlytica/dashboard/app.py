@@ -80,3 +80,6 @@ left.subheader("Average session length (minutes)")
 left.line_chart(pd.DataFrame(data.session_length), x="session_date", y="avg_session_length_min")
 right.subheader("Level split by gender")
 right.dataframe(pd.DataFrame(data.level_by_gender), hide_index=True)
+
+st.subheader("Data quality: what staging repaired and let through")
+st.dataframe(pd.DataFrame(data.data_quality), hide_index=True)

@@ -30,10 +30,23 @@ class DashboardData:
     streams_by_state: Rows = field(default_factory=list)
     session_length: Rows = field(default_factory=list)
     level_by_gender: Rows = field(default_factory=list)
+    data_quality: Rows = field(default_factory=list)
 
     @property
     def total_streams(self) -> int:
         return sum(int(r["streams"]) for r in self.daily_streams)
+
+
+#: the counts of mart_data_quality_daily the dashboard shows, in order
+DATA_QUALITY_COLUMNS = (
+    "events",
+    "artists_repaired",
+    "songs_repaired",
+    "names_repaired",
+    "locations_repaired",
+    "user_agents_unquoted",
+    "registrations_after_event",
+)
 
 
 def queries(relation: Callable[[str], str]) -> dict[str, str]:
@@ -57,6 +70,10 @@ def queries(relation: Callable[[str], str]) -> dict[str, str]:
         f"avg_songs_per_session from {r('mart_session_length_daily')} order by session_date",
         "level_by_gender": f"select gender, level, users, share_of_gender from "
         f"{r('mart_level_by_gender')} order by gender, level",
+        # what staging repaired, and what it let through, over the whole window per topic
+        "data_quality": "select topic, "
+        + ", ".join(f"sum({c}) as {c}" for c in DATA_QUALITY_COLUMNS)
+        + f" from {r('mart_data_quality_daily')} group by topic order by topic",
     }
 
 
@@ -72,7 +89,9 @@ def top_queries(relation: Callable[[str], str], day: date) -> dict[str, str]:
 
 
 def collect(fetch: Fetch, relation: Callable[[str], str]) -> DashboardData:
-    data = DashboardData(**{name: fetch(sql) for name, sql in queries(relation).items()})
+    # the fields by name: each query fills the Rows field of its name
+    panels: dict[str, Any] = {name: fetch(sql) for name, sql in queries(relation).items()}
+    data = DashboardData(**panels)
     if data.daily_streams:
         # the busiest day's charts: with a partial first or last day, the fullest picture
         data.top_day = max(data.daily_streams, key=lambda r: r["streams"])["stream_date"]

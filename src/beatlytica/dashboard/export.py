@@ -6,7 +6,7 @@ from html import escape
 from pathlib import Path
 
 from beatlytica.dashboard import charts
-from beatlytica.dashboard.data import DashboardData
+from beatlytica.dashboard.data import DATA_QUALITY_COLUMNS, DashboardData, Rows
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#191414;max-width:1400px}
@@ -29,7 +29,7 @@ def _section(title: str, body: str, key: str) -> str:
     return f'<section id="{key}"><h2>{escape(title)}</h2>{body}</section>'
 
 
-def _table(rows: list[dict], columns: list[str]) -> str:
+def _table(rows: Rows, columns: list[str]) -> str:
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{escape(str(r[c]))}</td>" for c in columns) + "</tr>" for r in rows
@@ -81,6 +81,8 @@ def render_html(data: DashboardData, title: str = "Beatlytica") -> str:
         _section("Level split by gender", _table(
             [{**r, "share": f"{float(r['share_of_gender']):.1%}"} for r in data.level_by_gender],
             ["gender", "level", "users", "share"]), "gender"),
+        _section("Data quality: what staging repaired and let through", _table(
+            data.data_quality, ["topic", *DATA_QUALITY_COLUMNS]), "data-quality"),
     ]  # fmt: skip
     period = f"{days[0]} to {days[-1]}" if days else "no data yet"
     return (

@@ -13,14 +13,15 @@ Output is a deterministic function of :class:`SimulationConfig`.
 from __future__ import annotations
 
 import heapq
+import json
 import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from beatlytica.generator.catalog import catalogue
-from beatlytica.generator.population import Person, make_person
+from beatlytica.generator.catalog import DEFAULT_MOJIBAKE_SONG_SHARE, catalogue
+from beatlytica.generator.population import DEFAULT_QUOTED_USER_AGENT_SHARE, Person, make_person
 from beatlytica.generator.site import (
     CANCELLED,
     FREE,
@@ -68,6 +69,14 @@ class SimulationConfig:
     guest_share: float = 0.05
     logged_out_share: float = 0.10
     paid_share: float = 0.20
+    # Eventsim's quirks (on by default: the pipeline must take Eventsim's output as it is)
+    #: share of users whose userAgent is wrapped in literal double quotes on every event
+    quoted_user_agent_share: float = DEFAULT_QUOTED_USER_AGENT_SHARE
+    #: share of the catalogue's songs whose artist and title are double-encoded UTF-8
+    mojibake_song_share: float = DEFAULT_MOJIBAKE_SONG_SHARE
+    #: Eventsim's --tag: written as "tag" after the user details (identified events only);
+    #: None or empty: no tag field
+    tag: str | None = None
 
     def __post_init__(self) -> None:
         if self.users < 1:
@@ -80,6 +89,9 @@ class SimulationConfig:
             raise ValueError(f"instance must be in [0, 2**20), found {self.instance}")
         if self.sessions_per_day <= 0:
             raise ValueError(f"sessions_per_day must be positive, found {self.sessions_per_day}")
+        for name in ("quoted_user_agent_share", "mojibake_song_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], found {getattr(self, name)}")
 
 
 class _User:
@@ -126,7 +138,11 @@ class Simulation:
         self.config = config
         # replicas share the seed and differ by instance: distinct, reproducible streams
         self.rng = random.Random(config.seed * 2**20 + config.instance)
-        self.catalogue = catalogue()
+        # the quirks draw from a stream of their own: the rest of a user is the same either way
+        self._quote_rng = random.Random(f"user-agent-quotes:{config.seed}:{config.instance}")
+        self.catalogue = catalogue().with_mojibake(config.mojibake_song_share)
+        #: what follows the user details of identified events: Eventsim's tag, if any
+        self._identity_tail = f',"tag":{json.dumps(config.tag)}' if config.tag else ""
         self.starts, self.transitions = compile_site()
         self.start_ms = to_epoch_ms(config.start)
         self.end_ms = to_epoch_ms(config.end) if config.end else math.inf
@@ -138,12 +154,13 @@ class Simulation:
 
     def _make_user(self, user_id: int) -> _User:
         rng, cfg = self.rng, self.config
-        person = make_person(rng, user_id)
+        quoted = self._quote_rng.random() < cfg.quoted_user_agent_share
+        person = make_person(rng, user_id, quote_agent=quoted)
         if rng.random() < cfg.guest_share:
             identity, auth = None, GUEST
         else:
             registered = self.start_ms - rng.randint(MS_PER_DAY, 3 * 365 * MS_PER_DAY)
-            identity = person.identity_json(registered)
+            identity = person.identity_json(registered, self._identity_tail)
             auth = LOGGED_OUT if rng.random() < cfg.logged_out_share else LOGGED_IN
         level = PAID if auth != GUEST and rng.random() < cfg.paid_share else FREE
         # heavy and light listeners: lognormal around the configured mean
@@ -205,7 +222,7 @@ class Simulation:
             page, auth = target
             user.page, user.page_auth = page, auth
             if page == "Submit Registration":
-                user.identity = user.person.identity_json(ts)
+                user.identity = user.person.identity_json(ts, self._identity_tail)
 
             sid = user.session_id
             level = user.level

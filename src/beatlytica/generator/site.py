@@ -12,6 +12,7 @@ from bisect import bisect
 from dataclasses import dataclass
 from itertools import accumulate
 from random import Random
+from typing import Generic, TypeVar
 
 from beatlytica.events import AUTH_STATES, LEVELS, PAGES
 
@@ -43,9 +44,11 @@ assert set(PAGE_HTTP) == set(PAGES), "every Eventsim page needs its method and s
 
 State = tuple[str, str]  # (page, auth)
 Target = State | None
+#: a choice's outcome: a State where the choice cannot end the session, else a Target
+_T = TypeVar("_T", bound=Target)
 
 #: first page of a session, by the user's persistent auth state
-SESSION_START: dict[str, list[tuple[Target, float]]] = {
+SESSION_START: dict[str, list[tuple[State, float]]] = {
     LOGGED_IN: [
         (("Home", LOGGED_IN), 40),
         (("NextSong", LOGGED_IN), 55),
@@ -165,17 +168,17 @@ LEVEL_ONLY = {"Upgrade": FREE, "Submit Upgrade": FREE, "Downgrade": PAID, "Submi
 
 
 @dataclass(frozen=True)
-class Choice:
+class Choice(Generic[_T]):
     """A compiled weighted choice: cumulative weights and their targets."""
 
     cumulative: tuple[float, ...]
-    targets: tuple[Target, ...]
+    targets: tuple[_T, ...]
 
-    def pick(self, rng: Random) -> Target:
+    def pick(self, rng: Random) -> _T:
         return self.targets[bisect(self.cumulative, rng.random() * self.cumulative[-1])]
 
 
-def _compile(options: list[tuple[Target, float]], level: str) -> Choice:
+def _compile(options: list[tuple[_T, float]], level: str) -> Choice[_T]:
     kept = [
         (target, weight)
         for target, weight in options
@@ -184,7 +187,9 @@ def _compile(options: list[tuple[Target, float]], level: str) -> Choice:
     return Choice(tuple(accumulate(w for _, w in kept)), tuple(t for t, _ in kept))
 
 
-def compile_site() -> tuple[dict[tuple[str, str], Choice], dict[tuple[str, str, str], Choice]]:
+def compile_site() -> tuple[
+    dict[tuple[str, str], Choice[State]], dict[tuple[str, str, str], Choice[Target]]
+]:
     """(session starts by (auth, level), transitions by (page, auth, level))."""
     starts = {
         (auth, level): _compile(options, level)

@@ -1,0 +1,109 @@
+{#-
+  Repairs of Eventsim's text fields, dispatched like cross_database.sql (`default__` is DuckDB's,
+  `bigquery__` overrides). src/beatlytica/text_repair.py is the Python reference of the same
+  rules; tests/unit/test_text_repair.py runs it and the DuckDB rendering on the same values and
+  compares, tests/integration/test_dbt_quality.py does the same with the BigQuery rendering on
+  the BigQuery emulator.
+
+  * Mojibake: UTF-8 bytes read as Latin-1, e.g. 'elÃ¤mÃ¤ssÃ¤' for 'elämässä', 'BeyoncÃ©' for
+    'Beyoncé'. A value is repaired when it consists only of code points below 256, at least
+    one of them 0x80 or above, its code points taken as bytes are valid UTF-8, and the repair
+    round-trips (the repaired text as UTF-8 bytes, read as Latin-1, is the value again). Any
+    other value is left as it is: ASCII, legitimate Latin-1 text ('Björk', 'Sigur Rós': ö or ó
+    alone is no valid UTF-8), anything above U+00FF (CJK, emoji), null.
+  * Quotes: Eventsim writes most user agents wrapped in one pair of literal double quotes.
+
+    repair_mojibake(expression)   the repaired text, else the value unchanged (null stays null)
+    was_mojibake(expression)      true when repair_mojibake changes the value (never null)
+    unquote(expression)           the value without one pair of wrapping quotes, else unchanged
+    was_quoted(expression)        true when unquote changes the value (never null)
+-#}
+
+{% macro repair_mojibake(expression) -%}
+    coalesce({{ beatlytica.mojibake_repaired(expression) }}, {{ expression }})
+{%- endmacro %}
+
+
+{% macro was_mojibake(expression) -%}
+    ({{ beatlytica.mojibake_repaired(expression) }} is not null)
+{%- endmacro %}
+
+
+{#- the repaired text when the value is mojibake, else null -#}
+{% macro mojibake_repaired(expression) -%}
+    {{ return(adapter.dispatch('mojibake_repaired', 'beatlytica')(expression)) }}
+{%- endmacro %}
+
+{% macro default__mojibake_repaired(expression) -%}
+    {#- DuckDB: each code point as a 2-digit hex byte, the bytes decoded as UTF-8. decode()
+        fails on anything but valid UTF-8 (truncated or overlong sequences, surrogates, code
+        points past U+10FFFF) and try() turns the failure into null; a strict decode returns
+        exactly the code points the bytes encode, so the round trip holds by construction. -#}
+    case
+        when regexp_full_match({{ expression }}, '[\x{00}-\x{ff}]*')
+            and regexp_matches({{ expression }}, '[\x{80}-\x{ff}]')
+            then try(decode(from_hex(array_to_string(
+                list_transform(
+                    regexp_extract_all({{ expression }}, '(?s).'),
+                    lambda code_point: lpad(to_hex(ord(code_point)), 2, '0')
+                ),
+                ''
+            ))))
+    end
+{%- endmacro %}
+
+{% macro bigquery__mojibake_repaired(expression) -%}
+    {#- BigQuery: the code points as bytes, decoded as UTF-8. safe_convert_bytes_to_string
+        replaces invalid sequences with U+FFFD instead of failing, so validity is the round
+        trip: the decoded text's own UTF-8 bytes are the bytes it was decoded from. The range
+        is checked by a regex, not left to code_points_to_bytes (an error past 255, null with
+        safe.), which the BigQuery emulator instead truncates to the low byte. -#}
+    {%- set latin1_bytes = 'safe.code_points_to_bytes(to_code_points(' ~ expression ~ '))' -%}
+    case
+        when regexp_contains({{ expression }}, r'[\x{80}-\x{ff}]')
+            and not regexp_contains({{ expression }}, r'[^\x{00}-\x{ff}]')
+            and cast(safe_convert_bytes_to_string({{ latin1_bytes }}) as bytes) = {{ latin1_bytes }}
+            then safe_convert_bytes_to_string({{ latin1_bytes }})
+    end
+{%- endmacro %}
+
+
+{% macro unquote(expression) -%}
+    case
+        when {{ beatlytica.is_quoted(expression) }}
+            then {{ beatlytica.strip_first_and_last_character(expression) }}
+        else {{ expression }}
+    end
+{%- endmacro %}
+
+
+{% macro was_quoted(expression) -%}
+    coalesce({{ beatlytica.is_quoted(expression) }}, false)
+{%- endmacro %}
+
+
+{#- starts and ends with a double quote, 2 characters at least (a lone '"' is no pair): the
+    same SQL on both adapters; null for null -#}
+{% macro is_quoted(expression) -%}
+    (
+        starts_with({{ expression }}, '"')
+        and ends_with({{ expression }}, '"')
+        and length({{ expression }}) >= 2
+    )
+{%- endmacro %}
+
+
+{#- the text without its first and last character (which unquote has checked are quotes) -#}
+{% macro strip_first_and_last_character(expression) -%}
+    {{ return(adapter.dispatch('strip_first_and_last_character', 'beatlytica')(expression)) }}
+{%- endmacro %}
+
+{% macro default__strip_first_and_last_character(expression) -%}
+    substr({{ expression }}, 2, length({{ expression }}) - 2)
+{%- endmacro %}
+
+{% macro bigquery__strip_first_and_last_character(expression) -%}
+    {#- substr(…, 2, length(…) - 2) would do on BigQuery too; the regex (s: `.` matches line
+        breaks) keeps the emulator's results true as well, whose substr counts bytes -#}
+    regexp_extract({{ expression }}, r'(?s)^.(.*).$')
+{%- endmacro %}
