@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from datetime import datetime
+from typing import TypedDict
 
 from beatlytica.errors import BeatlyticaError
 from beatlytica.settings import Settings
@@ -35,7 +36,15 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def run_dag_interval(settings: Settings, dag_id: str, start: datetime, end: datetime) -> dict:
+class RunSummary(TypedDict):
+    """The line a child process prints for its run: the run's state and each task's."""
+
+    dag_id: str
+    state: str
+    tasks: dict[str, str]
+
+
+def run_dag_interval(settings: Settings, dag_id: str, start: datetime, end: datetime) -> RunSummary:
     """Run ``dag_id`` for the data interval [start, end) in a child process; returns the run's
     summary (state and task states) and raises when the run did not succeed."""
     command = [sys.executable, "-m", "beatlytica.airflow_local", dag_id,
@@ -45,7 +54,7 @@ def run_dag_interval(settings: Settings, dag_id: str, start: datetime, end: date
     if not lines:
         tail = (result.stderr or result.stdout)[-4000:]
         raise BeatlyticaError(f"the local Airflow run of {dag_id} crashed:\n{tail}")
-    summary = json.loads(lines[-1])
+    summary: RunSummary = json.loads(lines[-1])
     if summary["state"] != "success":
         log_tail = (result.stdout + result.stderr)[-8000:]
         raise BeatlyticaError(

@@ -145,9 +145,12 @@ def mart_rows(settings: Settings) -> dict[str, int]:
             "select table_name from information_schema.tables where table_schema = ? and "
             "(table_name like 'mart_%' or table_name like 'fact_%' or table_name like 'dim_%') "
             "order by 1", [DBT_SCHEMA]).fetchall()]  # fmt: skip
-        return {
-            n: con.execute(f"select count(*) from {DBT_SCHEMA}.{n}").fetchone()[0] for n in names
-        }
+        counts: dict[str, int] = {}
+        for n in names:
+            row = con.execute(f"select count(*) from {DBT_SCHEMA}.{n}").fetchone()
+            assert row is not None  # count(*) returns one row
+            counts[n] = row[0]
+        return counts
     finally:
         con.close()
 

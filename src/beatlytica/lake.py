@@ -58,7 +58,8 @@ def filesystem(uri: str, gcs_endpoint: str | None = None) -> tuple[fs.FileSystem
                 anonymous=True, endpoint_override=endpoint.netloc, scheme=endpoint.scheme
             )
             return gcs, uri.removeprefix("gs://")
-        return fs.FileSystem.from_uri(uri)
+        found: tuple[fs.FileSystem, str] = fs.FileSystem.from_uri(uri)
+        return found
     except Exception as e:  # pyarrow raises several types for bad or unsupported URIs
         raise BeatlyticaError(f"cannot open the lake at {uri!r}: {e}") from e
 

@@ -93,7 +93,7 @@ class LakeFile:
             raise BeatlyticaError(
                 f"{uri} is not a lake file: committed files are named part-<batch>-<n>…parquet"
             )
-        folders = []
+        folders: list[tuple[str, str]] = []
         index = len(parts) - 2
         while index > 0 and "=" in parts[index]:
             key, _, value = parts[index].partition("=")
@@ -490,14 +490,13 @@ def kafka_watermarks(
     }
     consumer = Consumer(config)
     try:
-        return {
-            p: tuple(
-                consumer.get_watermark_offsets(
-                    TopicPartition(topic, p), timeout=settings.kafka_connect_timeout_s
-                )
+        watermarks: dict[int, tuple[int, int]] = {}
+        for p in partitions:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, p), timeout=settings.kafka_connect_timeout_s
             )
-            for p in partitions
-        }
+            watermarks[p] = (low, high)
+        return watermarks
     except KafkaException as e:
         raise BeatlyticaError(
             f"cannot ask Kafka at {settings.kafka_bootstrap_servers} which offsets of {topic} it "

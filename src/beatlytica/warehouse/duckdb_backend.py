@@ -119,7 +119,9 @@ class DuckDBWarehouse:
             self.con.execute(f"set memory_limit = '{int(memory_limit_mb)}MiB'")
             # each thread of a query that spills pins buffers of its own: with too many threads
             # for the limit (2 in 64 MiB), the query fails out of memory instead of spilling
-            threads = int(self.con.execute("select current_setting('threads')").fetchone()[0])
+            row = self.con.execute("select current_setting('threads')").fetchone()
+            assert row is not None  # a select without a from returns one row
+            threads = int(row[0])
             most = max(1, memory_limit_mb // MEMORY_PER_THREAD_MB)
             if threads > most:
                 self.con.execute(f"set threads = {most}")
