@@ -198,6 +198,9 @@ def test_fields_beyond_the_model_are_kept_as_sent(spark, good) -> None:
         json.dumps(good),
         json.dumps({**good, "userId": None, "auth": "Logged Out",
                     "firstName": None, "lastName": None, "gender": None, "registration": None}),
+        # colons inside values, and JSON written with spaces around them
+        json.dumps({**good, "userAgent": "Mozilla/5.0 (rv:133.0) Gecko"}),
+        json.dumps({**good, "x:y": "a:b"}, separators=(" , ", " : ")),
     ]  # fmt: skip
     valid, rejected = split(parse(kafka_rows(spark, "listen_events", values), "listen_events"),
                             "listen_events")  # fmt: skip
@@ -208,6 +211,8 @@ def test_fields_beyond_the_model_are_kept_as_sent(spark, good) -> None:
         ("run-7", '{"shard":3,"meta":{"a":[1,"x"]},"s":"3"}'),
         (None, None),
         (None, None),
+        (None, None),
+        (None, '{"x:y":"a:b"}'),
     ]
     # the model's fields never reach extra_fields, whatever their order
     assert json.loads(rows[1].extra_fields).keys().isdisjoint(good)
