@@ -1,8 +1,10 @@
 """`beatlytica demo`: the embedded pipeline end to end on one machine.
 
-Stages run in the order data flows. Each stage that exists runs for real; the summary says
-which stages are not built yet. Everything the demo starts is stopped on exit, Ctrl-C included,
-and a rerun starts from fresh topics and an empty lake, so it reproduces the same figures.
+Stages run in the order data flows, every one for real: a local Kafka broker, the generator,
+the Spark job on local[2], the Airflow DAGs (their pod tasks as local processes) loading
+DuckDB and building the dbt models, the dashboard export. Everything the demo starts is
+stopped on exit, Ctrl-C included, and a rerun starts from fresh topics and an empty lake, so it
+reproduces the same figures.
 """
 
 from __future__ import annotations

@@ -154,7 +154,11 @@ class Settings(BaseSettings):
         "interval of any size loads in bounded memory.",
     )
     gcp_project: str | None = Field(None, description="GCP project of the bucket and BigQuery.")
-    bigquery_dataset: str = Field("beatlytica", description="BigQuery dataset of the raw tables.")
+    bigquery_dataset: str = Field(
+        "beatlytica",
+        description="BigQuery dataset dbt builds its models in (staging, star schema, marts); "
+        "the dashboard reads the marts there. The raw tables: BEATLYTICA_WAREHOUSE_RAW_SCHEMA.",
+    )
     bigquery_location: str = Field("US", description="BigQuery location.")
 
     dbt_project_dir: Path = Field(
