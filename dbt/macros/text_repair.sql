@@ -107,3 +107,38 @@
         breaks) keeps the emulator's results true as well, whose substr counts bytes -#}
     regexp_extract({{ expression }}, r'(?s)^.(.*).$')
 {%- endmacro %}
+
+
+{#-
+  repair_eventsim_text(relation, songs=false): the rows of `relation` (a staging model's
+  `renamed` CTE) with Eventsim's text defects repaired and flagged, the same in every staging
+  model: names, places and the user agent always, artist and title when `songs`.
+-#}
+{% macro repair_eventsim_text(relation, songs=false) -%}
+    {%- set texts = (['artist_name', 'song_title'] if songs else [])
+        + ['first_name', 'last_name', 'city', 'state'] -%}
+    select
+        * replace (
+            {%- for column in texts %}
+            {{ beatlytica.repair_mojibake(column) }} as {{ column }},
+            {%- endfor %}
+            {{ beatlytica.unquote('user_agent') }} as user_agent
+        ),
+
+        -- what was repaired
+        {%- if songs %}
+        {{ beatlytica.was_mojibake('artist_name') }} as is_artist_repaired,
+        {{ beatlytica.was_mojibake('song_title') }} as is_song_repaired,
+        {%- endif %}
+        (
+            {{ beatlytica.was_mojibake('first_name') }}
+            or {{ beatlytica.was_mojibake('last_name') }}
+        ) as is_name_repaired,
+        (
+            {{ beatlytica.was_mojibake('city') }}
+            or {{ beatlytica.was_mojibake('state') }}
+        ) as is_location_repaired,
+        {{ beatlytica.was_quoted('user_agent') }} as is_user_agent_unquoted
+
+    from {{ relation }}
+{%- endmacro %}

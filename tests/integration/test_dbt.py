@@ -348,6 +348,7 @@ def test_data_quality_mart_equals_the_python_reference_on_the_raw_events(
     Python reference of the macros (beatlytica.text_repair) finds it in the raw values."""
     from collections import Counter
 
+    from beatlytica.dashboard.data import DATA_QUALITY_COLUMNS
     from beatlytica.text_repair import repair_mojibake, unquote
 
     def mojibake(*values: str | None) -> bool:
@@ -370,10 +371,7 @@ def test_data_quality_mart_equals_the_python_reference_on_the_raw_events(
             counts["locations_repaired"] += mojibake(city, state)
             counts["user_agents_unquoted"] += unquote(agent) != agent
             counts["registrations_after_event"] += registered_later
-    measures = [
-        "events", "artists_repaired", "songs_repaired", "names_repaired",
-        "locations_repaired", "user_agents_unquoted", "registrations_after_event",
-    ]  # fmt: skip
+    measures = list(DATA_QUALITY_COLUMNS)  # the mart's measures, as the dashboard shows them
     mart = {
         (str(row[0]), row[1]): dict(zip(measures, row[2:], strict=True))
         for row in query(

@@ -63,28 +63,8 @@ renamed as (
 repaired as (
 
     -- Eventsim's text defects (dbt/macros/text_repair.sql): double-encoded UTF-8 read back
-    -- once, one pair of literal quotes around the user agent stripped
-    select
-        * replace (
-            {{ beatlytica.repair_mojibake('first_name') }} as first_name,
-            {{ beatlytica.repair_mojibake('last_name') }} as last_name,
-            {{ beatlytica.repair_mojibake('city') }} as city,
-            {{ beatlytica.repair_mojibake('state') }} as state,
-            {{ beatlytica.unquote('user_agent') }} as user_agent
-        ),
-
-        -- what was repaired
-        (
-            {{ beatlytica.was_mojibake('first_name') }}
-            or {{ beatlytica.was_mojibake('last_name') }}
-        ) as is_name_repaired,
-        (
-            {{ beatlytica.was_mojibake('city') }}
-            or {{ beatlytica.was_mojibake('state') }}
-        ) as is_location_repaired,
-        {{ beatlytica.was_quoted('user_agent') }} as is_user_agent_unquoted
-
-    from renamed
+    -- once, one pair of literal quotes around the user agent stripped, each flagged
+    {{ beatlytica.repair_eventsim_text('renamed') }}
 
 )
 
