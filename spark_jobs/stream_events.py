@@ -28,7 +28,7 @@ from typing import Any
 
 from beatlytica.errors import BeatlyticaError
 from beatlytica.lake import checkpoint_uri, quarantine_uri, raw_table_uri
-from beatlytica.settings import Settings, get_settings
+from beatlytica.settings import LogSettings, Settings, get_settings
 from beatlytica.timeparse import parse_trigger
 
 log = logging.getLogger("beatlytica.stream")
@@ -118,7 +118,7 @@ def local_java_options() -> str:
 
 
 def debugging() -> bool:
-    return os.environ.get("BEATLYTICA_LOG_LEVEL", "").upper() == "DEBUG"
+    return LogSettings().log_level == "DEBUG"
 
 
 def spark_log_level() -> str:
@@ -441,10 +441,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stream_events", description=__doc__)
     parser.add_argument("--master", help="Spark master, e.g. local[2] (spark-submit sets it)")
     args = parser.parse_args(argv)
-    setup_logging()
     try:
+        setup_logging()
         return run(get_settings(), args.master)
-    except BeatlyticaError as e:
+    except (BeatlyticaError, ValueError) as e:
         log.error(str(e))
         return 2
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -295,7 +296,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="beatlytica", description=__doc__)
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING…")
+    parser.add_argument(
+        "--log-level", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="overrides BEATLYTICA_LOG_LEVEL (default INFO)",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="simulate Eventsim events into files or Kafka")
@@ -425,9 +429,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from beatlytica.logs import setup_logging
 
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
     handler: Handler = args.handler
+    if args.log_level:  # child processes (Spark, dbt, pod tasks) log at the same level
+        os.environ["BEATLYTICA_LOG_LEVEL"] = args.log_level
     try:
+        setup_logging()
         return handler(args)
     except (BeatlyticaError, ValueError) as e:
         message = str(e)

@@ -11,25 +11,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
 from beatlytica.errors import BeatlyticaError
+from beatlytica.executables import executable
 from beatlytica.settings import Settings
 
 DBT_TARGETS = {"duckdb": "local", "bigquery": "bigquery"}
 
 
 def dbt_executable() -> str:
-    beside = Path(sys.executable).parent / "dbt"
-    found = str(beside) if beside.exists() else shutil.which("dbt")
-    if not found:
-        raise BeatlyticaError("dbt is not installed in this environment (the `dbt` extra)")
-    return found
+    return executable("dbt", "install the `dbt` extra")
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:

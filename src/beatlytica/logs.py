@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+from beatlytica.settings import LogSettings
 
 
 class JsonFormatter(logging.Formatter):
@@ -38,14 +39,16 @@ class TextFormatter(logging.Formatter):
 
 
 def setup_logging(level: str | None = None, *, json_lines: bool | None = None) -> None:
-    """Configure the root logger once per process (BEATLYTICA_LOG_FORMAT=json|text overrides)."""
-    fmt = os.environ.get("BEATLYTICA_LOG_FORMAT")
+    """Configure the root logger once per process, from BEATLYTICA_LOG_LEVEL and
+    BEATLYTICA_LOG_FORMAT (settings) unless the arguments say otherwise. An invalid value
+    raises pydantic's ValidationError, which names the variable."""
+    config = LogSettings()
     if json_lines is None:
-        json_lines = fmt == "json" if fmt else not sys.stderr.isatty()
+        json_lines = config.log_format == "json" if config.log_format else not sys.stderr.isatty()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter() if json_lines else TextFormatter("%(asctime)s %(levelname)s %(message)s")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level or os.environ.get("BEATLYTICA_LOG_LEVEL", "INFO"))
+    root.setLevel(level or config.log_level)

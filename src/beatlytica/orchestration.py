@@ -17,19 +17,17 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 
+from beatlytica.executables import executable
 from beatlytica.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -182,11 +180,7 @@ class LocalPodOperator(BaseOperator):
 
 
 def beatlytica_executable() -> str:
-    beside = Path(sys.executable).parent / "beatlytica"
-    found = str(beside) if beside.exists() else shutil.which("beatlytica")
-    if not found:
-        raise AirflowException("the `beatlytica` command is not installed next to Airflow")
-    return found
+    return executable("beatlytica", "install the project next to Airflow")
 
 
 def _operator(settings: Settings) -> tuple[type[BaseOperator], Any]:

@@ -19,7 +19,35 @@ from beatlytica.events import TOPIC_NAMES
 ENV_PREFIX = "BEATLYTICA_"
 
 
-class Settings(BaseSettings):
+class LogSettings(BaseSettings):
+    """How every process logs; read on its own at start-up, before the other settings are
+    validated (so that their errors are logged the configured way)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO",
+        description="Level of the project's log lines; `DEBUG` also lets Spark's and py4j's "
+        "own logs through.",
+    )
+    log_format: Literal["json", "text"] | None = Field(
+        None,
+        description="`json` (one object per line) or `text`; unset: text on a terminal, "
+        "JSON otherwise.",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+class Settings(LogSettings):
     """Pipeline settings. Every field is the environment variable ``BEATLYTICA_<NAME>``."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)

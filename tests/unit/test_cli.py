@@ -97,6 +97,16 @@ def test_topics_setting_limits_what_is_written(tmp_path: Path) -> None:
             {"BEATLYTICA_TOPICS": "songs"},
             "BEATLYTICA_TOPICS: Value error, topics must be a non-empty subset",
         ),
+        (
+            ("--sink", "files", "--out", "x", *WINDOW),
+            {"BEATLYTICA_LOG_LEVEL": "loud"},
+            "BEATLYTICA_LOG_LEVEL: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'",
+        ),
+        (
+            ("--sink", "files", "--out", "x", *WINDOW),
+            {"BEATLYTICA_LOG_FORMAT": "xml"},
+            "BEATLYTICA_LOG_FORMAT: Input should be 'json' or 'text'",
+        ),
     ],
 )
 def test_bad_configuration_is_one_clear_line(

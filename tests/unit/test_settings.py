@@ -82,3 +82,47 @@ def test_docs_show_every_setting() -> None:
     assert documented.group(1) == settings_table(), (
         "docs/configuration.md is stale: regenerate it with `beatlytica settings --table`"
     )
+
+
+def test_log_settings_are_settings_read_before_the_others(monkeypatch, capsys) -> None:
+    """BEATLYTICA_LOG_LEVEL/LOG_FORMAT are documented settings, case-insensitive, and
+    setup_logging reads them even when another setting is invalid."""
+    import json
+    import logging
+
+    from beatlytica.logs import setup_logging
+
+    monkeypatch.setenv("BEATLYTICA_LOG_LEVEL", "warning")
+    monkeypatch.setenv("BEATLYTICA_LOG_FORMAT", "JSON")
+    monkeypatch.setenv("BEATLYTICA_TOPICS", "songs")  # invalid, but not logging's concern
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))  # restored after the test
+    monkeypatch.setattr(root, "level", root.level)
+    setup_logging()
+    logging.getLogger("beatlytica.test").info("not shown")
+    logging.getLogger("beatlytica.test").warning("shown", extra={"fields": {"n": 1}})
+    lines = capsys.readouterr().err.splitlines()
+    assert [json.loads(line)["message"] for line in lines] == ["shown"]
+    assert json.loads(lines[0])["n"] == 1
+    assert logging.getLogger().level == logging.WARNING
+    with pytest.raises(ValidationError, match="topics"):
+        Settings()
+
+
+def test_one_executable_finder(tmp_path, monkeypatch) -> None:
+    import sys
+    from pathlib import Path
+
+    from beatlytica.errors import BeatlyticaError
+    from beatlytica.executables import executable
+
+    # beside the running interpreter first, whatever PATH says
+    assert executable("python3", "-") == str(Path(sys.executable).parent / "python3")
+    tool = tmp_path / "some-tool"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert executable("python3", "-") == str(Path(sys.executable).parent / "python3")
+    assert executable("some-tool", "-") == str(tool)
+    with pytest.raises(BeatlyticaError, match=r"`nothing-here` not found .*: install it"):
+        executable("nothing-here", "install it")
