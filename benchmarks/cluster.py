@@ -28,8 +28,13 @@ CACHE = Path.home() / ".cache" / "beatlytica"
 def timed(*target: str) -> float:
     """Run a make target; echo what it built and how long each took."""
     start = time.monotonic()
-    result = subprocess.run(["make", "--no-print-directory", *target], cwd=ROOT, check=True,
-                            capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        ["make", "--no-print-directory", *target],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     for found in re.finditer(r"^==> (built|imported) (.*)$", result.stdout, re.M):
         print(f"{' '.join(target)}: {found.group(1)} {found.group(2)}")
     return time.monotonic() - start

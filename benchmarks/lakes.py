@@ -51,8 +51,12 @@ def backlog(tmp: Path, users: int, days: float) -> Iterator[Backlog]:
     broker.start({t: 3 for t in TOPIC_NAMES})
     try:
         sink = KafkaSink({"bootstrap.servers": broker.bootstrap_servers}, TOPIC_NAMES, 15)
-        produced = generate(Simulation(SimulationConfig(users, START, end, seed=1)), sink,
-                            TOPIC_NAMES, progress=False)  # fmt: skip
+        produced = generate(
+            Simulation(SimulationConfig(users, START, end, seed=1)),
+            sink,
+            TOPIC_NAMES,
+            progress=False,
+        )
         assert not produced.report.total_failed, produced.report
         os.environ["BEATLYTICA_LOG_LEVEL"] = "WARNING"
         settings = Settings(
@@ -75,5 +79,6 @@ def streamed_lake(tmp: Path, users: int, days: float, master: str = "local[2]") 
         started = time.perf_counter()
         assert stream(waiting.settings, master) == 0
         stream_s = time.perf_counter() - started
-    yield Lake(waiting.settings, waiting.events, waiting.generate_s, stream_s, waiting.start,
-               waiting.end)  # fmt: skip
+    yield Lake(
+        waiting.settings, waiting.events, waiting.generate_s, stream_s, waiting.start, waiting.end
+    )

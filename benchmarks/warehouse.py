@@ -57,23 +57,30 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=25_000)
     parser.add_argument("--days", type=float, default=2.0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, streamed_lake(Path(tmp), args.users,
-                                                              args.days) as lake:  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        streamed_lake(Path(tmp), args.users, args.days) as lake,
+    ):
         print(f"lake     {lake.events:>11,} events (streamed in {lake.stream_s:.0f} s)")
         started = time.perf_counter()
-        rows, peak_mb = load_in_child(lake.settings, lake.start.isoformat(),
-                                      lake.end.isoformat(), Path(tmp))  # fmt: skip
+        rows, peak_mb = load_in_child(
+            lake.settings, lake.start.isoformat(), lake.end.isoformat(), Path(tmp)
+        )
         load_s = time.perf_counter() - started
         assert rows == lake.events, (rows, lake.events)
-        print(f"load     {rows:>11,} rows   {load_s:>7.1f} s {rows / load_s:>10,.0f} rows/s "
-              f"{peak_mb:>7,.0f} MB peak RSS "
-              f"(memory limit {lake.settings.loader_memory_limit_mb} MiB)")  # fmt: skip
+        print(
+            f"load     {rows:>11,} rows   {load_s:>7.1f} s {rows / load_s:>10,.0f} rows/s "
+            f"{peak_mb:>7,.0f} MB peak RSS "
+            f"(memory limit {lake.settings.loader_memory_limit_mb} MiB)"
+        )
         started = time.perf_counter()
         assert run_dbt(lake.settings, ["build", "--quiet"]) == 0
         build_s = time.perf_counter() - started
         print(f"dbt build {lake.events:>10,} events {build_s:>7.1f} s (all models and tests)")
-        print(f"events={lake.events} load_s={load_s:.1f} load_peak_rss_mb={peak_mb:.0f} "
-              f"dbt_build_s={build_s:.1f}")  # fmt: skip
+        print(
+            f"events={lake.events} load_s={load_s:.1f} load_peak_rss_mb={peak_mb:.0f} "
+            f"dbt_build_s={build_s:.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -134,8 +134,9 @@ class LakeTable:
             path = str(listing.next().getPath().toString())
             relative = path.removeprefix(prefix)
             folder, _, name = relative.rpartition("/")
-            if name.endswith(".parquet") and not any(p.startswith(("_", ".")) for p in
-                                                     relative.split("/")):  # fmt: skip
+            if name.endswith(".parquet") and not any(
+                p.startswith(("_", ".")) for p in relative.split("/")
+            ):
                 staged.append((folder, name))
         files = []
         for index, (folder, name) in enumerate(sorted(staged)):

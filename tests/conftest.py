@@ -92,10 +92,24 @@ def gcs_emulator() -> Iterator[str]:
     endpoint = f"http://127.0.0.1:{port}"
     binary = ROOT / ".tools" / "bin" / "fake-gcs-server"
     process = subprocess.Popen(
-        [str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
-         "-backend", "memory", "-public-host", f"127.0.0.1:{port}", "-log-level", "warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(binary),
+            "-scheme",
+            "http",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            str(port),
+            "-backend",
+            "memory",
+            "-public-host",
+            f"127.0.0.1:{port}",
+            "-log-level",
+            "warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -116,9 +130,10 @@ def create_bucket(endpoint: str, name: str) -> None:
     from google.cloud import storage
 
     client = storage.Client(
-        project="test", credentials=AnonymousCredentials(),
+        project="test",
+        credentials=AnonymousCredentials(),
         client_options={"api_endpoint": endpoint},
-    )  # fmt: skip
+    )
     client.create_bucket(name)
 
 
@@ -152,9 +167,19 @@ def loaded_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
         start, end = WAREHOUSE_WINDOW
         sample = WAREHOUSE_SAMPLE
         generated = run_cli(
-            "generate", "--sink", "kafka", "--users", str(sample.users), "--start", start,
-            "--end", end, "--seed", str(sample.seed), **env,
-        )  # fmt: skip
+            "generate",
+            "--sink",
+            "kafka",
+            "--users",
+            str(sample.users),
+            "--start",
+            start,
+            "--end",
+            end,
+            "--seed",
+            str(sample.seed),
+            **env,
+        )
         assert generated.returncode == 0, generated.stderr
         summary = json.loads(
             next(line for line in generated.stderr.splitlines() if '"generated"' in line)

@@ -47,8 +47,14 @@ class RunSummary(TypedDict):
 def run_dag_interval(settings: Settings, dag_id: str, start: datetime, end: datetime) -> RunSummary:
     """Run ``dag_id`` for the data interval [start, end) in a child process; returns the run's
     summary (state and task states) and raises when the run did not succeed."""
-    command = [sys.executable, "-m", "beatlytica.airflow_local", dag_id,
-               start.isoformat(), end.isoformat()]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "beatlytica.airflow_local",
+        dag_id,
+        start.isoformat(),
+        end.isoformat(),
+    ]
     result = subprocess.run(command, env=airflow_env(settings), capture_output=True, text=True)
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if not lines:

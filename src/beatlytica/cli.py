@@ -178,8 +178,9 @@ def _cmd_load(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     topics = tuple(args.topic) if args.topic else settings.topics
-    results = load(settings, topics, parse_utc(args.start), parse_utc(args.end),
-                   require_data=args.require_data)  # fmt: skip
+    results = load(
+        settings, topics, parse_utc(args.start), parse_utc(args.end), require_data=args.require_data
+    )
     print(json.dumps({r.topic: {"files": r.files, "rows": r.rows} for r in results}))
     return 0
 
@@ -251,8 +252,9 @@ def _cmd_dag_run(args: argparse.Namespace) -> int:
     from beatlytica.settings import get_settings
     from beatlytica.timeparse import parse_utc
 
-    summary = run_dag_interval(get_settings(), args.dag_id, parse_utc(args.start),
-                               parse_utc(args.end))  # fmt: skip
+    summary = run_dag_interval(
+        get_settings(), args.dag_id, parse_utc(args.start), parse_utc(args.end)
+    )
     print(f"{args.dag_id}: {summary['state']} {summary['tasks']}")
     return 0
 
@@ -269,8 +271,17 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
         app = Path(__file__).parent / "dashboard" / "app.py"
         streamlit = Path(sys.executable).parent / "streamlit"
-        return subprocess.call([str(streamlit), "run", str(app), "--server.port",
-                                str(args.port), "--server.headless", "true"])  # fmt: skip
+        return subprocess.call(
+            [
+                str(streamlit),
+                "run",
+                str(app),
+                "--server.port",
+                str(args.port),
+                "--server.headless",
+                "true",
+            ]
+        )
     from beatlytica.dashboard import data, export
 
     path = args.export or settings.home_dir / "dashboard" / "index.html"
@@ -286,8 +297,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from beatlytica.demo import DemoConfig, run_demo
     from beatlytica.timeparse import parse_utc
 
-    run_demo(DemoConfig(users=args.users, days=args.days, start=parse_utc(args.start),
-                        seed=args.seed))  # fmt: skip
+    run_demo(
+        DemoConfig(users=args.users, days=args.days, start=parse_utc(args.start), seed=args.seed)
+    )
     return 0
 
 
@@ -297,9 +309,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="beatlytica", description=__doc__)
     parser.add_argument(
-        "--log-level", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        "--log-level",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="overrides BEATLYTICA_LOG_LEVEL (default INFO)",
-    )  # fmt: skip
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="simulate Eventsim events into files or Kafka")
@@ -347,9 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--end", required=True, help="interval end, ISO-8601 UTC (exclusive)")
     load.add_argument("--topic", action="append", help="a topic (repeatable; default: all)")
     load.add_argument(
-        "--require-data", action="store_true",
+        "--require-data",
+        action="store_true",
         help="fail when a topic has no committed lake data in the interval",
-    )  # fmt: skip
+    )
     load.set_defaults(handler=_cmd_load)
 
     rec = sub.add_parser("reconcile", help="lake = raw tables = facts for [start, end)")
@@ -360,29 +375,33 @@ def build_parser() -> argparse.ArgumentParser:
     lake = sub.add_parser("lake", help="repair tools of the Parquet lake (docs/lake.md)")
     lake_sub = lake.add_subparsers(dest="lake_command", required=True)
     repair = lake_sub.add_parser(
-        "repair-file", help="rebuild an unreadable committed lake file from Kafka, or drop it",
+        "repair-file",
+        help="rebuild an unreadable committed lake file from Kafka, or drop it",
         description="Rebuild an unreadable committed lake file from the Kafka records of its "
         "batch (the damaged file is moved to <table>/_corrupt/), or with --drop move it aside "
         "and out of the commit log when Kafka no longer holds them. docs/lake.md says more.",
-    )  # fmt: skip
+    )
     repair.add_argument("file", help="the file: a path or a URI (file://…, gs://…)")
     repair.add_argument(
-        "--drop", action="store_true",
+        "--drop",
+        action="store_true",
         help="move the file aside and out of the commit log instead: its rows are lost",
-    )  # fmt: skip
+    )
     repair.add_argument(
-        "--force", action="store_true",
+        "--force",
+        action="store_true",
         help="rebuild a file that reads fine; keep a rebuilt row count other than the damaged "
         "footer's; drop a file whose records Kafka still holds",
-    )  # fmt: skip
+    )
     repair.add_argument("--master", default="local[2]", help="Spark master (default local[2])")
     repair.set_defaults(handler=_cmd_lake_repair_file)
 
     dbt = sub.add_parser(
-        "dbt", help="dbt with the project, profile and target from the settings",
+        "dbt",
+        help="dbt with the project, profile and target from the settings",
         description="Arguments after the options go to dbt unchanged, e.g. "
         "`beatlytica dbt --start … --end … build --select fact_streams`.",
-    )  # fmt: skip
+    )
     dbt.add_argument("--start", help="interval start (dbt var data_interval_start)")
     dbt.add_argument("--end", help="interval end, exclusive (dbt var data_interval_end)")
     dbt.add_argument("dbt_args", nargs=argparse.REMAINDER, help="the dbt command and its options")
@@ -416,9 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     settings = sub.add_parser("settings", help="show the effective settings")
     settings.add_argument("--table", action="store_true", help="Markdown table of all settings")
     settings.add_argument(
-        "--update-docs", type=Path, metavar="FILE",
+        "--update-docs",
+        type=Path,
+        metavar="FILE",
         help="rewrite the table between the settings-table markers of FILE",
-    )  # fmt: skip
+    )
     settings.set_defaults(handler=_cmd_settings)
     return parser
 

@@ -52,8 +52,12 @@ def interval_vars(start: datetime | None, end: datetime | None) -> dict[str, str
     return {"data_interval_start": start.isoformat(), "data_interval_end": end.isoformat()}
 
 
-def dbt_command(settings: Settings, args: Sequence[str], start: datetime | None = None,
-                end: datetime | None = None) -> list[str]:  # fmt: skip
+def dbt_command(
+    settings: Settings,
+    args: Sequence[str],
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[str]:
     """The full dbt command line for ``args`` (a dbt subcommand and its options)."""
     if not args:
         raise BeatlyticaError("name a dbt command, e.g. `beatlytica dbt build`")
@@ -74,8 +78,12 @@ def dbt_command(settings: Settings, args: Sequence[str], start: datetime | None 
     return command
 
 
-def run_dbt(settings: Settings, args: Sequence[str], start: datetime | None = None,
-            end: datetime | None = None) -> int:  # fmt: skip
+def run_dbt(
+    settings: Settings,
+    args: Sequence[str],
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> int:
     """Run dbt, streaming its output; returns dbt's exit code."""
     command = dbt_command(settings, args, start, end)
     if settings.warehouse == "duckdb":

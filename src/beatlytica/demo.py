@@ -129,8 +129,11 @@ def run_dags(settings: Settings, config: DemoConfig) -> None:
     daily = intervals(config.start, config.end, 24 * 60)
     for dag_id, runs in (("beatlytica_hourly", hourly), ("beatlytica_daily", daily)):
         for i, (start, end) in enumerate(runs, 1):
-            print(f"      {dag_id} {i}/{len(runs)} [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})",
-                  end="", flush=True)  # fmt: skip
+            print(
+                f"      {dag_id} {i}/{len(runs)} [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})",
+                end="",
+                flush=True,
+            )
             started = datetime.now(UTC)
             run_dag_interval(settings, dag_id, start, end)
             print(f"  success in {(datetime.now(UTC) - started).total_seconds():.0f}s", flush=True)
@@ -143,10 +146,15 @@ def mart_rows(settings: Settings) -> dict[str, int]:
 
     con = duckdb.connect(str(settings.duckdb_file), read_only=True)
     try:
-        names = [r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = ? and "
-            "(table_name like 'mart_%' or table_name like 'fact_%' or table_name like 'dim_%') "
-            "order by 1", [DBT_SCHEMA]).fetchall()]  # fmt: skip
+        names = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = ? and "
+                "(table_name like 'mart_%' or table_name like 'fact_%' or table_name like 'dim_%') "
+                "order by 1",
+                [DBT_SCHEMA],
+            ).fetchall()
+        ]
         counts: dict[str, int] = {}
         for n in names:
             row = con.execute(f"select count(*) from {DBT_SCHEMA}.{n}").fetchone()
@@ -205,8 +213,10 @@ def run_demo(config: DemoConfig) -> None:
     print(f"  {'topic':<22} {'produced':>9} {'in lake':>9} {'quarantined':>11} {'warehouse':>9}")
     for topic in settings.topics:
         events, quarantined = counts[topic]
-        print(f"  {topic:<22} {produced.get(topic, 0):>9,} {events:>9,} {quarantined:>11,} "
-              f"{raw.get(topic, 0):>9,}")  # fmt: skip
+        print(
+            f"  {topic:<22} {produced.get(topic, 0):>9,} {events:>9,} {quarantined:>11,} "
+            f"{raw.get(topic, 0):>9,}"
+        )
     print(f"\nWarehouse ({settings.duckdb_file})")
     for name, n in mart_rows(settings).items():
         print(f"  {name:<28} {n:>9,} rows")

@@ -198,8 +198,10 @@ def lake_batches(
             if partition is None:
                 raise BeatlyticaError(f"{uri} is not in an event_date=/event_hour= folder")
             path = filesystem(uri, gcs_endpoint)[1]
-            values = [pa.scalar(partition.event_date, date_type),
-                      pa.scalar(partition.event_hour, hour_type)]  # fmt: skip
+            values = [
+                pa.scalar(partition.event_date, date_type),
+                pa.scalar(partition.event_hour, hour_type),
+            ]
             try:
                 with filesystem_.open_input_file(path) as source:
                     parquet = pq.ParquetFile(

@@ -352,8 +352,11 @@ def _offset_extremes(files: Iterable[str], gcs_endpoint: str | None, largest: bo
         how = "max" if largest else "min"
         grouped = table.group_by("kafka_partition").aggregate([("kafka_offset", how)])
         values = grouped.column(f"kafka_offset_{how}")
-        for p, value in zip(grouped.column("kafka_partition").to_pylist(),
-                            pc.cast(values, "int64").to_pylist(), strict=True):  # fmt: skip
+        for p, value in zip(
+            grouped.column("kafka_partition").to_pylist(),
+            pc.cast(values, "int64").to_pylist(),
+            strict=True,
+        ):
             found[int(p)] = pick(found.get(int(p), value), value)
     return found
 
@@ -402,8 +405,9 @@ class Checkpoint:
     def batches(self, kind: str = "offsets") -> list[int]:
         """Batch ids whose ``offsets`` (or ``commits``) the checkpoint still holds (Spark keeps
         the last ``spark.sql.streaming.minBatchesToRetain``, 100 by default)."""
-        return sorted(int(n) for n in _list_names(f"{self.uri}/{kind}", self.gcs_endpoint)
-                      if n.isdigit())  # fmt: skip
+        return sorted(
+            int(n) for n in _list_names(f"{self.uri}/{kind}", self.gcs_endpoint) if n.isdigit()
+        )
 
 
 def batch_range(
@@ -571,8 +575,10 @@ def plan_repair(
         stale = [e for e in logged_entries(lake_file, gcs) if e.get("size") != size]
         if not force and not drop and stale:
             plan.action = "fix-log"
-            plan.notes.append(f"the file reads fine; its log entries state a size other than "
-                              f"its {size} bytes (an interrupted repair): fixing them")  # fmt: skip
+            plan.notes.append(
+                f"the file reads fine; its log entries state a size other than "
+                f"its {size} bytes (an interrupted repair): fixing them"
+            )
             return plan
         if not force:
             raise BeatlyticaError(
@@ -587,16 +593,23 @@ def plan_repair(
             "rebuilt quarantine file would carry a new quarantined_at); --drop moves it aside"
         )
 
-    raw_files = committed if lake_file.kind == "raw" else committed_files(
-        raw_table_uri(lake_file.lake, lake_file.topic), gcs)  # fmt: skip
-    quarantine_files = committed if lake_file.kind != "raw" else committed_files(
-        quarantine_uri(lake_file.lake, lake_file.topic), gcs)  # fmt: skip
+    raw_files = (
+        committed
+        if lake_file.kind == "raw"
+        else committed_files(raw_table_uri(lake_file.lake, lake_file.topic), gcs)
+    )
+    quarantine_files = (
+        committed
+        if lake_file.kind != "raw"
+        else committed_files(quarantine_uri(lake_file.lake, lake_file.topic), gcs)
+    )
     if lake_file.kind == "raw":
         candidates = [
-            f for f in raw_files
-            if f != lake_file.uri and (f.rpartition("/")[0] == lake_file.folder
-                                       or batch_of(f) == lake_file.batch)
-        ]  # fmt: skip
+            f
+            for f in raw_files
+            if f != lake_file.uri
+            and (f.rpartition("/")[0] == lake_file.folder or batch_of(f) == lake_file.batch)
+        ]
         for uri in candidates:
             error = read_error(uri, gcs, ["event_id", *COORDINATES])
             (plan.damaged_neighbours if error else plan.neighbours).append(uri)
@@ -624,8 +637,11 @@ def plan_repair(
             f"{plan.offsets.describe()}"
         )
     if plan.offsets.exact:
-        batch_files = [f for f in raw_files + quarantine_files
-                       if batch_of(f) == lake_file.batch and f != lake_file.uri]  # fmt: skip
+        batch_files = [
+            f
+            for f in raw_files + quarantine_files
+            if batch_of(f) == lake_file.batch and f != lake_file.uri
+        ]
         held = _batch_rows(batch_files, gcs)
         if held is not None:
             plan.lost_rows_at_most = max(plan.offsets.size - held, 0)
@@ -639,8 +655,11 @@ def plan_repair(
         plan.notes.append("Kafka could not be asked whether it still holds the offsets")
         return plan
     plan.lost = lost_offsets(plan.offsets, watermarks)
-    at_most = (f"at most {plan.lost_rows_at_most:,}" if plan.lost_rows_at_most is not None
-               else "an unknown number")  # fmt: skip
+    at_most = (
+        f"at most {plan.lost_rows_at_most:,}"
+        if plan.lost_rows_at_most is not None
+        else "an unknown number"
+    )
     if not drop and plan.lost:
         raise BeatlyticaError(
             f"Kafka no longer holds the records of batch {lake_file.batch} that "

@@ -148,8 +148,14 @@ class LocalPodOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("arguments", "env_vars")
 
-    def __init__(self, *, image: str, arguments: list[str], env_vars: dict[str, str] | None = None,
-                 **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        image: str,
+        arguments: list[str],
+        env_vars: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.image = image
         self.arguments = arguments

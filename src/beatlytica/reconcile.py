@@ -62,8 +62,9 @@ def lake_fingerprint(
 
     from beatlytica.lake import read_lake_files
 
-    table = read_lake_files(interval_files(settings, topic, start, end), topic,
-                            settings.gcs_endpoint)  # fmt: skip
+    table = read_lake_files(
+        interval_files(settings, topic, start, end), topic, settings.gcs_endpoint
+    )
     in_interval = table.filter((pc.field("ts") >= start) & (pc.field("ts") < end))
     ids = pc.unique(in_interval.column("event_id")).to_pylist()
     return len(ids), id_digest(ids)
@@ -81,8 +82,9 @@ def outside_intervals(settings: Settings, topic: str) -> int:
 
     first = parse_utc(settings.dag_start_date)
     table = raw_table_uri(settings.lake, topic)
-    files = files_in_interval(committed_files(table, settings.gcs_endpoint),
-                              datetime(1970, 1, 1, tzinfo=UTC), first)  # fmt: skip
+    files = files_in_interval(
+        committed_files(table, settings.gcs_endpoint), datetime(1970, 1, 1, tzinfo=UTC), first
+    )
     total = 0
     for uri in files:
         fs, path = filesystem(uri, settings.gcs_endpoint)
@@ -109,8 +111,9 @@ def quarantined(settings: Settings, topic: str, start: datetime, end: datetime) 
     return int(pc.sum(pc.and_(pc.greater_equal(column, start), pc.less(column, end))).as_py() or 0)
 
 
-def reconcile(settings: Settings, start: datetime, end: datetime,
-              warehouse: Warehouse | None = None) -> list[Figures]:  # fmt: skip
+def reconcile(
+    settings: Settings, start: datetime, end: datetime, warehouse: Warehouse | None = None
+) -> list[Figures]:
     owned = warehouse is None
     warehouse = warehouse or connect(settings)
     try:

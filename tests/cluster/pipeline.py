@@ -42,9 +42,14 @@ def operator_view() -> str:
         "get", "events", "--field-selector", f"involvedObject.name={APP}", namespace=NAMESPACE
     ).stdout
     pods = kubectl(
-        "get", "pods", "-l", f"sparkoperator.k8s.io/app-name={APP}", "-o", "wide",
+        "get",
+        "pods",
+        "-l",
+        f"sparkoperator.k8s.io/app-name={APP}",
+        "-o",
+        "wide",
         namespace=NAMESPACE,
-    ).stdout  # fmt: skip
+    ).stdout
     return f"{app}\nstatus: {status.stdout}\n{events}\n{pods}"
 
 
@@ -152,8 +157,14 @@ def run_dag(
         if k.startswith(ENV_PREFIX)
     }
     child_env = {**airflow_env(Settings(**fields)), **run_env}
-    command = [sys.executable, "-m", "beatlytica.airflow_local", dag_id,
-               start.isoformat(), (start + DAY).isoformat()]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "beatlytica.airflow_local",
+        dag_id,
+        start.isoformat(),
+        (start + DAY).isoformat(),
+    ]
     return subprocess.run(
         command, env=child_env, capture_output=True, text=True, timeout=timeout, cwd=ROOT
     )

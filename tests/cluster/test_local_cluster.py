@@ -60,8 +60,10 @@ def test_the_kubelet_never_deletes_an_imported_image() -> None:
     assert config.get("evictionSoft", {}) == {}
     held = subprocess.run(
         ["ctr", "-a", str(STATE / "run" / "containerd.sock"), "-n", "k8s.io", "images", "ls", "-q"],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert f"beatlytica.local/pause:{VERSIONS['PAUSE_VERSION']}" in held
     assert f"docker.io/{PROBE_IMAGE}" in held
 

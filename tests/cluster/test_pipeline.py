@@ -211,8 +211,11 @@ def test_a_pod_task_killed_mid_run_is_retried_without_losing_or_doubling_rows(
         assert container["image"] == f"beatlytica/beatlytica-loader:{TAG}"
         assert spec["serviceAccountName"] == settings()["BEATLYTICA_JOBS_SERVICE_ACCOUNT"]
         assert {"configMapRef": {"name": "beatlytica-settings"}} in container["envFrom"]
-        claims = [v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"]
-                  if "persistentVolumeClaim" in v]  # fmt: skip
+        claims = [
+            v["persistentVolumeClaim"]["claimName"]
+            for v in spec["volumes"]
+            if "persistentVolumeClaim" in v
+        ]
         assert claims == [settings()["BEATLYTICA_WAREHOUSE_PVC"]]
         ok("delete", "pod", victim, "--grace-period=0", "--force", namespace=JOBS_NAMESPACE)
     finally:

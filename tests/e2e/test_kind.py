@@ -32,9 +32,10 @@ NAMESPACE = os.environ.get("BEATLYTICA_E2E_NAMESPACE", "beatlytica")
 #: a stand-in does from the same CRs)
 LOCAL = os.environ.get("BEATLYTICA_E2E_CLUSTER") == "local"
 needs_airflow_chart = pytest.mark.skipif(
-    LOCAL, reason="needs the official Airflow chart (its api-server): kind and GKE only; on the "
+    LOCAL,
+    reason="needs the official Airflow chart (its api-server): kind and GKE only; on the "
     "local cluster tests/cluster/test_pipeline.py runs the DAGs' pod tasks with a local Airflow",
-)  # fmt: skip
+)
 #: the Airflow chart's api-server Service (release `beatlytica`) and the user its chart creates
 AIRFLOW_SERVICE = os.environ.get("BEATLYTICA_E2E_AIRFLOW_SERVICE", "svc/beatlytica-api-server")
 AIRFLOW_USER = os.environ.get("BEATLYTICA_E2E_AIRFLOW_USER", "admin")
@@ -45,8 +46,9 @@ DASHBOARD = "deploy/beatlytica-dashboard"
 LAKE_SETTLES = timedelta(minutes=3)
 
 
-def kubectl(*args: str, namespace: str = NAMESPACE,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def kubectl(
+    *args: str, namespace: str = NAMESPACE, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return kube.kubectl(*args, namespace=namespace, timeout=timeout)
 
 
@@ -101,8 +103,9 @@ class AirflowApi:
         assert status in (200, 201) and "access_token" in body, f"/auth/token: {status} {body}"
         self.token = body["access_token"]
 
-    def _send(self, method: str, path: str, body: Any = None,
-              token: str | None = None) -> tuple[int, Any]:  # fmt: skip
+    def _send(
+        self, method: str, path: str, body: Any = None, token: str | None = None
+    ) -> tuple[int, Any]:
         headers = {"Accept": "application/json", "Content-Type": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -140,8 +143,9 @@ RUN: dict[str, Any] = {}
 
 
 def test_operators_airflow_and_emulators_are_available() -> None:
-    result = kubectl("wait", "deployment", "--all", "--for=condition=Available",
-                     "--timeout=900s", timeout=960)  # fmt: skip
+    result = kubectl(
+        "wait", "deployment", "--all", "--for=condition=Available", "--timeout=900s", timeout=960
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -149,8 +153,14 @@ def test_the_dashboard_serves() -> None:
     """The dashboard Deployment (jobs namespace, next to the warehouse) is available and
     Streamlit answers its health endpoint through the Service."""
     namespace = jobs_namespace()
-    result = kubectl("wait", DASHBOARD, "--for=condition=Available", "--timeout=600s",
-                     namespace=namespace, timeout=660)  # fmt: skip
+    result = kubectl(
+        "wait",
+        DASHBOARD,
+        "--for=condition=Available",
+        "--timeout=600s",
+        namespace=namespace,
+        timeout=660,
+    )
     assert result.returncode == 0, result.stderr
     with (
         port_forward("svc/beatlytica-dashboard", 8501, namespace) as base,
@@ -161,8 +171,9 @@ def test_the_dashboard_serves() -> None:
 
 def test_kafka_and_its_topics_are_ready() -> None:
     for kind in ("kafka/beatlytica", "kafkatopic --all", "kafkauser --all"):
-        result = kubectl("wait", *kind.split(), "--for=condition=Ready", "--timeout=900s",
-                         timeout=960)  # fmt: skip
+        result = kubectl(
+            "wait", *kind.split(), "--for=condition=Ready", "--timeout=900s", timeout=960
+        )
         assert result.returncode == 0, f"{kind}: {result.stderr}"
     topics = {t["spec"]["topicName"] for t in get_json("kafkatopic")["items"]}
     assert topics == set(settings()["BEATLYTICA_TOPICS"].split(","))
@@ -182,8 +193,9 @@ def producer_logs(pod: str, *args: str) -> list[dict[str, Any]]:
 def test_producers_produce_with_distinct_instances() -> None:
     """Every replica runs its own --instance, and its count of produced events grows."""
     selector = "app.kubernetes.io/component=producer"
-    result = kubectl("wait", "pod", "-l", selector, "--for=condition=Ready", "--timeout=600s",
-                     timeout=660)  # fmt: skip
+    result = kubectl(
+        "wait", "pod", "-l", selector, "--for=condition=Ready", "--timeout=600s", timeout=660
+    )
     assert result.returncode == 0, result.stderr
     pods = [p["metadata"]["name"] for p in get_json("pod", "-l", selector)["items"]]
     instances = []
@@ -238,8 +250,9 @@ def interval_to_run() -> tuple[datetime, datetime]:
     anchor = datetime.fromisoformat(data.get("BEATLYTICA_DAG_START_DATE", "2026-11-01T00:00:00"))
     anchor = anchor.replace(tzinfo=anchor.tzinfo or UTC)
     pods = get_json("pod", "-l", "app.kubernetes.io/component=producer")["items"]
-    started = min(datetime.fromisoformat(p["status"]["startTime"].replace("Z", "+00:00"))
-                  for p in pods)  # fmt: skip
+    started = min(
+        datetime.fromisoformat(p["status"]["startTime"].replace("Z", "+00:00")) for p in pods
+    )
     now = datetime.now(UTC)
     end = anchor + (now - anchor) // length * length
     if started > end - min(length / 4, timedelta(minutes=10)):
@@ -258,22 +271,31 @@ def test_the_hourly_dag_runs_an_interval_through_the_rest_api(airflow: AirflowAp
     wait_for("the DAG parsed", lambda: airflow.call("GET", f"/dags/{DAG_ID}")[0] == 200, 600)
     start, end = interval_to_run()
     run_id = f"e2e__{start:%Y%m%dT%H%M%S}"
-    status, run = airflow.call("POST", f"/dags/{DAG_ID}/dagRuns", {
-        "dag_run_id": run_id,
-        "logical_date": start.isoformat(),
-        "data_interval_start": start.isoformat(),
-        "data_interval_end": end.isoformat(),
-        "conf": {},
-        "note": "tests/e2e/test_kind.py",
-    })  # fmt: skip
+    status, run = airflow.call(
+        "POST",
+        f"/dags/{DAG_ID}/dagRuns",
+        {
+            "dag_run_id": run_id,
+            "logical_date": start.isoformat(),
+            "data_interval_start": start.isoformat(),
+            "data_interval_end": end.isoformat(),
+            "conf": {},
+            "note": "tests/e2e/test_kind.py",
+        },
+    )
     if status == 409:  # a run of this interval exists (the scheduler's, or an earlier e2e pass)
-        runs = airflow.ok("GET", f"/dags/{DAG_ID}/dagRuns", logical_date_gte=start.isoformat(),
-                          logical_date_lte=start.isoformat())["dag_runs"]  # fmt: skip
+        runs = airflow.ok(
+            "GET",
+            f"/dags/{DAG_ID}/dagRuns",
+            logical_date_gte=start.isoformat(),
+            logical_date_lte=start.isoformat(),
+        )["dag_runs"]
         assert runs, f"409 for {run_id}, but no run of {start.isoformat()}: {run}"
         run = runs[0]
         if run["state"] == "failed":
-            airflow.ok("POST", f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/clear",
-                       {"dry_run": False})  # fmt: skip
+            airflow.ok(
+                "POST", f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/clear", {"dry_run": False}
+            )
     else:
         assert status in (200, 201), f"trigger: {status} {run}"
     run_id = run["dag_run_id"]
@@ -332,8 +354,16 @@ def test_the_intervals_rows_are_in_the_warehouse() -> None:
     def count() -> dict[str, Any] | None:
         # a pod task writing DuckDB holds its lock; the dashboard's read waits for the next try
         interval = (start.isoformat(), end.isoformat())
-        result = kubectl("exec", DASHBOARD, "--", "python", "-c", COUNT_FACTS, *interval,
-                         namespace=jobs_namespace())  # fmt: skip
+        result = kubectl(
+            "exec",
+            DASHBOARD,
+            "--",
+            "python",
+            "-c",
+            COUNT_FACTS,
+            *interval,
+            namespace=jobs_namespace(),
+        )
         lines = result.stdout.strip().splitlines()
         return json.loads(lines[-1]) if result.returncode == 0 and lines else None
 

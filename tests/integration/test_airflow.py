@@ -19,18 +19,35 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def home(loaded_warehouse: dict[str, Any], tmp_path: Path) -> dict[str, str]:
     copy = tmp_path / "home"
-    shutil.copytree(loaded_warehouse["env"]["BEATLYTICA_HOME"], copy,
-                    ignore=shutil.ignore_patterns("kafka", "airflow"))  # fmt: skip
+    shutil.copytree(
+        loaded_warehouse["env"]["BEATLYTICA_HOME"],
+        copy,
+        ignore=shutil.ignore_patterns("kafka", "airflow"),
+    )
     return {"BEATLYTICA_HOME": str(copy), "BEATLYTICA_TASK_RETRIES": "0"}
 
 
 def test_hourly_then_daily_run_for_real(home: dict[str, str]) -> None:
-    hourly = run_cli("dag-run", "beatlytica_hourly", "--start", "2026-11-01T18:00:00",
-                     "--end", "2026-11-01T19:00:00", timeout=900, **home)  # fmt: skip
+    hourly = run_cli(
+        "dag-run",
+        "beatlytica_hourly",
+        "--start",
+        "2026-11-01T18:00:00",
+        "--end",
+        "2026-11-01T19:00:00",
+        timeout=900,
+        **home,
+    )
     assert hourly.returncode == 0, hourly.stderr[-5000:]
     assert "beatlytica_hourly: success" in hourly.stdout
-    for task in ("wait_for_lake", "load[0]", "load[3]", "dbt_build", "source_freshness",
-                 "reconcile"):  # fmt: skip
+    for task in (
+        "wait_for_lake",
+        "load[0]",
+        "load[3]",
+        "dbt_build",
+        "source_freshness",
+        "reconcile",
+    ):
         assert f"'{task}': 'success'" in hourly.stdout, task
 
     con = duckdb.connect(str(Path(home["BEATLYTICA_HOME"]) / "warehouse.duckdb"), read_only=True)
@@ -44,8 +61,16 @@ def test_hourly_then_daily_run_for_real(home: dict[str, str]) -> None:
         con.close()
     assert facts == raw > 0
 
-    daily = run_cli("dag-run", "beatlytica_daily", "--start", "2026-11-01T00:00:00",
-                    "--end", "2026-11-02T00:00:00", timeout=900, **home)  # fmt: skip
+    daily = run_cli(
+        "dag-run",
+        "beatlytica_daily",
+        "--start",
+        "2026-11-01T00:00:00",
+        "--end",
+        "2026-11-02T00:00:00",
+        timeout=900,
+        **home,
+    )
     assert daily.returncode == 0, daily.stderr[-5000:]
     docs = Path(home["BEATLYTICA_HOME"]) / "lake" / "docs" / "dbt"
     assert json.loads((docs / "manifest.json").read_text())["metadata"]["project_name"]
@@ -53,8 +78,9 @@ def test_hourly_then_daily_run_for_real(home: dict[str, str]) -> None:
 
     # a layer that disagrees fails the reconciliation with the whole table of figures
     shutil.rmtree(Path(home["BEATLYTICA_HOME"]) / "lake" / "raw" / "auth_events")
-    result = run_cli("reconcile", "--start", "2026-11-01T00:00:00", "--end",
-                     "2026-11-02T00:00:00", **home)  # fmt: skip
+    result = run_cli(
+        "reconcile", "--start", "2026-11-01T00:00:00", "--end", "2026-11-02T00:00:00", **home
+    )
     assert result.returncode == 2
     assert "lake, raw tables and facts disagree for auth_events" in result.stderr
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[2:]}
@@ -64,7 +90,8 @@ def test_hourly_then_daily_run_for_real(home: dict[str, str]) -> None:
 
 
 def test_reconcile_names_a_missing_layer(home: dict[str, str]) -> None:
-    result = run_cli("reconcile", "--start", "2026-11-01T00:00:00", "--end",
-                     "2026-11-02T00:00:00", **home)  # fmt: skip
+    result = run_cli(
+        "reconcile", "--start", "2026-11-01T00:00:00", "--end", "2026-11-02T00:00:00", **home
+    )
     assert result.returncode == 2
     assert "no dbt model fact_streams in the warehouse; run dbt first" in result.stderr

@@ -75,25 +75,30 @@ def test_the_export_shows_the_demo_figures_in_chromium(
     result = run_cli("dashboard", "--export", str(page), **built_warehouse["env"])
     assert result.returncode == 0, result.stderr
     dom = subprocess.run(
-        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
-         page.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    ).stdout  # fmt: skip
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     figures = Figures()
     figures.feed(dom)
 
     db = built_warehouse["duckdb_path"]
     assert figures.kpis["streams"] == f"{built_warehouse['produced']['listen_events']:,}"
-    by_state = dict(query(db, "select state, sum(streams) from main.mart_streams_by_state "
-                              "group by state"))  # fmt: skip
+    by_state = dict(
+        query(db, "select state, sum(streams) from main.mart_streams_by_state group by state")
+    )
     assert {s: v for s, v in figures.states.items() if v} == {
         s: float(v) for s, v in by_state.items()
     }
-    (top_day,) = query(db, "select stream_date from main.mart_daily_streams "
-                           "order by streams desc limit 1")[0]  # fmt: skip
+    (top_day,) = query(
+        db, "select stream_date from main.mart_daily_streams order by streams desc limit 1"
+    )[0]
     song, artist, streams = query(
-        db, "select song_title, artist_name, streams from main.mart_top_songs_daily "
-            f"where song_rank = 1 and stream_date = date '{top_day}'")[0]  # fmt: skip
+        db,
+        "select song_title, artist_name, streams from main.mart_top_songs_daily "
+        f"where song_rank = 1 and stream_date = date '{top_day}'",
+    )[0]
     assert figures.bars[f"{song} — {artist}"] == streams
     peak_dau = query(db, "select max(active_users) from main.mart_active_users_daily")[0][0]
     assert figures.kpis["dau"] == f"{peak_dau:,}"

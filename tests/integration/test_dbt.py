@@ -53,9 +53,17 @@ def run_dbt(*args: str, warehouse: dict[str, Any], timeout: float = 900) -> str:
     """`dbt <args>` on the copied warehouse, target and logs in the test's folder; its output."""
     work: Path = warehouse["work"]
     command = [
-        str(DBT), *args, "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT),
-        "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
-    ]  # fmt: skip
+        str(DBT),
+        *args,
+        "--project-dir",
+        str(PROJECT),
+        "--profiles-dir",
+        str(PROJECT),
+        "--target-path",
+        str(work / "target"),
+        "--log-path",
+        str(work / "logs"),
+    ]
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=timeout, env=warehouse["env"], cwd=ROOT
     )
@@ -328,15 +336,23 @@ def test_mart_figures_equal_figures_computed_from_the_raw_events(
         elif topic == "page_view_events" and "userId" in event:
             active[day(event["ts"])].add(event["userId"])
 
-    marts = {str(d): n for d, n in query(warehouse, "select stream_date, streams from "
-                                                    "main.mart_daily_streams")}  # fmt: skip
+    marts = {
+        str(d): n
+        for d, n in query(warehouse, "select stream_date, streams from main.mart_daily_streams")
+    }
     assert marts == dict(streams)
-    dau = {str(d): n for d, n in query(warehouse, "select activity_date, active_users from "
-                                                  "main.mart_active_users_daily")}  # fmt: skip
+    dau = {
+        str(d): n
+        for d, n in query(
+            warehouse, "select activity_date, active_users from main.mart_active_users_daily"
+        )
+    }
     assert dau == {d: len(users) for d, users in active.items()}
     for stream_date, title, artist, plays in query(
-        warehouse, "select stream_date, song_title, artist_name, streams "
-                   "from main.mart_top_songs_daily where song_rank = 1"):  # fmt: skip
+        warehouse,
+        "select stream_date, song_title, artist_name, streams "
+        "from main.mart_top_songs_daily where song_rank = 1",
+    ):
         best = max(songs[str(stream_date)].values())
         assert plays == best and songs[str(stream_date)][(title, artist)] == best
 

@@ -111,11 +111,14 @@ class RawEvents:
             con.execute("create schema raw")
             for topic, rows in self.rows.items():
                 con.execute(create_table_sql("raw", topic))
-                columns = [c for c, in con.execute(
-                    "select column_name from information_schema.columns "
-                    "where table_schema = 'raw' and table_name = ? order by ordinal_position",
-                    [topic],
-                ).fetchall()]  # fmt: skip
+                columns = [
+                    c
+                    for (c,) in con.execute(
+                        "select column_name from information_schema.columns "
+                        "where table_schema = 'raw' and table_name = ? order by ordinal_position",
+                        [topic],
+                    ).fetchall()
+                ]
                 for row in rows:
                     present = [c for c in columns if c in row]
                     con.execute(
@@ -289,10 +292,17 @@ def bigquery_emulator() -> Iterator[Any]:
     port, grpc_port = free_port(), free_port()
     endpoint = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
-        [str(BIGQUERY_EMULATOR), "--project=test-project", "--host=127.0.0.1",
-         f"--port={port}", f"--grpc-port={grpc_port}", "--log-level=warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(BIGQUERY_EMULATOR),
+            "--project=test-project",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            f"--grpc-port={grpc_port}",
+            "--log-level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -24,13 +24,15 @@ def test_demo_runs_end_to_end_and_reruns_identically(tmp_path: Path) -> None:
     for _ in range(2):
         result = run_cli(*args, timeout=900, **env)
         assert result.returncode == 0, result.stdout + result.stderr[-3000:]
-        events = re.findall(r"^\s+(\w+_events)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)$",
-                            result.stdout, re.M)  # fmt: skip
+        events = re.findall(
+            r"^\s+(\w+_events)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)$", result.stdout, re.M
+        )
         assert len(events) == 4, result.stdout
         for _topic, produced, in_lake, quarantined, warehouse in events:
             assert produced == in_lake == warehouse and quarantined == "0"
-        marts = dict(re.findall(r"^\s+((?:mart|fact|dim)_\w+)\s+([\d,]+) rows$", result.stdout,
-                                re.M))  # fmt: skip
+        marts = dict(
+            re.findall(r"^\s+((?:mart|fact|dim)_\w+)\s+([\d,]+) rows$", result.stdout, re.M)
+        )
         assert marts["fact_streams"] == events[0][1]  # every listen reached the star schema
         assert {"mart_daily_streams", "mart_top_songs_daily", "dim_users"} <= set(marts)
         assert "beatlytica_hourly 1/1" in result.stdout and "beatlytica_daily 1/1" in result.stdout

@@ -74,12 +74,31 @@ def records() -> list[tuple[str, dict[str, Any]]]:
         for item, ((artist, song), _) in enumerate(SONGS):
             ts = HOUR_MS + (user_id * 100 + item) * 10_000
             common = {"ts": ts, "sessionId": user_id * 1000}
-            listen = {"artist": artist, "song": song, "duration": 201.5, **common,
-                      "auth": "Logged In", "level": "paid", "itemInSession": item, **details,
-                      "tag": TAG}  # fmt: skip
-            page = {**common, "page": "NextSong", "auth": "Logged In", "method": "PUT",
-                    "status": 200, "level": "paid", "itemInSession": item, **details,
-                    "artist": artist, "song": song, "duration": 201.5, "tag": TAG}  # fmt: skip
+            listen = {
+                "artist": artist,
+                "song": song,
+                "duration": 201.5,
+                **common,
+                "auth": "Logged In",
+                "level": "paid",
+                "itemInSession": item,
+                **details,
+                "tag": TAG,
+            }
+            page = {
+                **common,
+                "page": "NextSong",
+                "auth": "Logged In",
+                "method": "PUT",
+                "status": 200,
+                "level": "paid",
+                "itemInSession": item,
+                **details,
+                "artist": artist,
+                "song": song,
+                "duration": 201.5,
+                "tag": TAG,
+            }
             out += [("listen_events", listen), ("page_view_events", page)]
     # a field this model does not know (a newer simulator's), kept in extra_fields
     extra = dict(out[0][1], itemInSession=99, ts=HOUR_MS + 3_000_000)

@@ -27,8 +27,16 @@ from tests.integration.test_kafka import _consume_all
 pytestmark = pytest.mark.integration
 
 #: two simulated evening hours of 1000 users (about 1,400 events) in 30 real seconds
-SIMULATION = ("--users", "1000", "--start", "2026-11-01T18:00:00", "--end", "2026-11-01T20:00:00",
-              "--seed", "3")  # fmt: skip
+SIMULATION = (
+    "--users",
+    "1000",
+    "--start",
+    "2026-11-01T18:00:00",
+    "--end",
+    "2026-11-01T20:00:00",
+    "--seed",
+    "3",
+)
 SPEED = "240"
 OUTAGE_S = 15.0
 TOPICS = {t: 3 for t in TOPIC_NAMES}
@@ -61,8 +69,9 @@ class Outage:
         return [line for line in self.logs if line.get("message") == message]
 
     def before_restart(self, message: str) -> bool:
-        return any(datetime.fromisoformat(line["time"]) < self.restarted_at
-                   for line in self.lines(message))  # fmt: skip
+        return any(
+            datetime.fromisoformat(line["time"]) < self.restarted_at for line in self.lines(message)
+        )
 
 
 def _probe(url: str) -> tuple[int, str]:
@@ -85,12 +94,25 @@ def produce_through_an_outage(
     stderr = tmp_path / "generate.log"
     with stderr.open("w") as err:
         process = subprocess.Popen(
-            [str(BEATLYTICA), "generate", "--sink", "kafka", *SIMULATION, "--realtime",
-             "--speed", SPEED, "--health-port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=err,
-            env=cli_env(BEATLYTICA_KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
-                        BEATLYTICA_KAFKA_DELIVERY_TIMEOUT_S=str(delivery_timeout_s)),
-        )  # fmt: skip
+            [
+                str(BEATLYTICA),
+                "generate",
+                "--sink",
+                "kafka",
+                *SIMULATION,
+                "--realtime",
+                "--speed",
+                SPEED,
+                "--health-port",
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=cli_env(
+                BEATLYTICA_KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
+                BEATLYTICA_KAFKA_DELIVERY_TIMEOUT_S=str(delivery_timeout_s),
+            ),
+        )
         try:
             deadline = time.monotonic() + 30
             while _probe(ready)[0] != 200:

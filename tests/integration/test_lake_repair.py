@@ -26,8 +26,16 @@ from tests.integration.test_stream import generated, read_lake
 pytestmark = pytest.mark.integration
 
 TOPICS = ("listen_events", "page_view_events")
-ARGS = ("--users", "300", "--start", "2026-11-01T06:00:00", "--end", "2026-11-01T18:00:00",
-        "--seed", "3")  # fmt: skip
+ARGS = (
+    "--users",
+    "300",
+    "--start",
+    "2026-11-01T06:00:00",
+    "--end",
+    "2026-11-01T18:00:00",
+    "--seed",
+    "3",
+)
 DAY = ("--start", "2026-11-01T00:00:00", "--end", "2026-11-02T00:00:00")
 
 
@@ -45,8 +53,10 @@ def streamed(kafka_broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory)
     expected = generated(tmp_path_factory.mktemp("repair-expected"), *ARGS)
     result = run_cli("stream", timeout=900, **env)
     assert result.returncode == 0, result.stderr[-3000:]
-    ids = {t: sorted(r["event_id"] for r in read_lake((home / "lake").as_uri(), "raw", t))
-           for t in TOPICS}  # fmt: skip
+    ids = {
+        t: sorted(r["event_id"] for r in read_lake((home / "lake").as_uri(), "raw", t))
+        for t in TOPICS
+    }
     for topic in TOPICS:  # the lake holds exactly what was produced
         assert ids[topic] == sorted(event_id(topic, e) for e in expected[topic]), topic
     return {"home": home, "env": env, "expected": expected, "ids": ids}
@@ -66,8 +76,12 @@ def home(streamed: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
         for entry in log.iterdir():
             text = entry.read_text()
             entry.write_text(text.replace(f"file:{streamed['home']}/", f"file:{copy}/"))
-    return {**streamed, "env": {**streamed["env"], "BEATLYTICA_HOME": str(copy)},
-            "lake": lake, "lake_uri": lake.as_uri()}  # fmt: skip
+    return {
+        **streamed,
+        "env": {**streamed["env"], "BEATLYTICA_HOME": str(copy)},
+        "lake": lake,
+        "lake_uri": lake.as_uri(),
+    }
 
 
 def committed(lake: Path, topic: str) -> list[Path]:
@@ -91,8 +105,9 @@ def test_a_truncated_file_is_rebuilt_from_kafka_and_the_interval_loads_again(
     topic = "listen_events"
     files = committed(home["lake"], topic)
     # a file of a later batch (its start is the previous batch's end) with rows worth rebuilding
-    path = next(p for p in files if LakeFile.parse(str(p)).batch >= 1
-                and pq.read_metadata(p).num_rows >= 20)  # fmt: skip
+    path = next(
+        p for p in files if LakeFile.parse(str(p)).batch >= 1 and pq.read_metadata(p).num_rows >= 20
+    )
     original = pq.read_table(path)
     truncate(path)
 
@@ -104,7 +119,10 @@ def test_a_truncated_file_is_rebuilt_from_kafka_and_the_interval_loads_again(
     assert repaired.returncode == 0, repaired.stderr[-3000:]
     report = json.loads(repaired.stdout)
     assert (report["action"], report["rows"], report["offsets_from"]) == (
-        "repaired", original.num_rows, "checkpoint")  # fmt: skip
+        "repaired",
+        original.num_rows,
+        "checkpoint",
+    )
     # the job's rows again: same columns, types, order inside the file
     assert pq.read_table(path).equals(original)
     # the log states the new file's size (Spark's reader of the folder plans reads from it)
@@ -230,9 +248,13 @@ def test_a_gs_lake_is_repaired_the_same_way(
     topic = "listen_events"
     create_bucket(gcs_emulator, "beatlytica-repair")
     lake = "gs://beatlytica-repair/lake"
-    env = {**streamed["env"], "BEATLYTICA_HOME": str(tmp_path / "home"),
-           "BEATLYTICA_TOPICS": topic, "BEATLYTICA_LAKE_URI": lake,
-           "BEATLYTICA_GCS_ENDPOINT": gcs_emulator}  # fmt: skip
+    env = {
+        **streamed["env"],
+        "BEATLYTICA_HOME": str(tmp_path / "home"),
+        "BEATLYTICA_TOPICS": topic,
+        "BEATLYTICA_LAKE_URI": lake,
+        "BEATLYTICA_GCS_ENDPOINT": gcs_emulator,
+    }
     result = run_cli("stream", timeout=900, **env)
     assert result.returncode == 0, result.stderr[-3000:]
     gcs, _ = filesystem(lake, gcs_emulator)

@@ -25,14 +25,31 @@ def test_a_gs_lake_loads_its_committed_events_once_each(
     create_bucket(gcs_emulator, "beatlytica-load")
     lake = Lake("gs://beatlytica-load/lake", gcs_emulator)
     h = HOUR
-    lake.write(h, "part-0.parquet", [event("e1", h + timedelta(minutes=10), 10, artist="first"),
-                                     event("e2", h + timedelta(minutes=20), 11)])  # fmt: skip
-    lake.write(h, "part-1.parquet", [event("e1", h + timedelta(minutes=10), 50, artist="again"),
-                                     event("e3", h + timedelta(minutes=30), 12)])  # fmt: skip
+    lake.write(
+        h,
+        "part-0.parquet",
+        [
+            event("e1", h + timedelta(minutes=10), 10, artist="first"),
+            event("e2", h + timedelta(minutes=20), 11),
+        ],
+    )
+    lake.write(
+        h,
+        "part-1.parquet",
+        [
+            event("e1", h + timedelta(minutes=10), 50, artist="again"),
+            event("e3", h + timedelta(minutes=30), 12),
+        ],
+    )
     lake.write(h, "part-2-of-a-killed-batch.parquet", [event("e4", h)], commit=False)
     lake.write(h + timedelta(hours=1), "part-3.parquet", [event("e5", h + timedelta(minutes=61))])
-    settings = Settings(home=tmp_path / "home", lake_uri=lake.uri, gcs_endpoint=gcs_emulator,
-                        duckdb_path=tmp_path / "w.duckdb", topics=TOPIC)  # fmt: skip
+    settings = Settings(
+        home=tmp_path / "home",
+        lake_uri=lake.uri,
+        gcs_endpoint=gcs_emulator,
+        duckdb_path=tmp_path / "w.duckdb",
+        topics=TOPIC,
+    )
 
     [result] = load(settings, (TOPIC,), h, h + timedelta(hours=2))
 

@@ -39,8 +39,10 @@ def write_lake(lake: Lake) -> int:
     for n in range(HOURS * FILES_PER_HOUR):
         hour = HOUR + timedelta(hours=n // FILES_PER_HOUR)
         ids = pa.array(range(n * per_file, (n + 1) * per_file), pa.int64())
-        micros = pc.add(pc.multiply(pc.subtract(ids, n * per_file), 3_600_000_000 // per_file),
-                        int(hour.timestamp() * 1_000_000))  # fmt: skip
+        micros = pc.add(
+            pc.multiply(pc.subtract(ids, n * per_file), 3_600_000_000 // per_file),
+            int(hour.timestamp() * 1_000_000),
+        )
         ts = pc.cast(micros, pa.timestamp("us", tz="UTC"))
         small = pc.cast(pc.bit_wise_and(ids, 1023), pa.string())
         columns = {}
@@ -69,15 +71,22 @@ def test_a_large_interval_loads_within_the_memory_limit(tmp_path: Path, folder: 
     stream, as a gs:// lake is."""
     lake = Lake((tmp_path / folder).as_uri())
     assert write_lake(lake) > BOUND_MB * 2**20, "the interval must not fit in the bound"
-    env = cli_env(BEATLYTICA_HOME=str(tmp_path / "home"), BEATLYTICA_LAKE_URI=lake.uri,
-                  BEATLYTICA_DUCKDB_PATH=str(tmp_path / "w.duckdb"), BEATLYTICA_TOPICS=TOPIC,
-                  BEATLYTICA_LOADER_MEMORY_LIMIT_MB=str(LIMIT_MB))  # fmt: skip
+    env = cli_env(
+        BEATLYTICA_HOME=str(tmp_path / "home"),
+        BEATLYTICA_LAKE_URI=lake.uri,
+        BEATLYTICA_DUCKDB_PATH=str(tmp_path / "w.duckdb"),
+        BEATLYTICA_TOPICS=TOPIC,
+        BEATLYTICA_LOADER_MEMORY_LIMIT_MB=str(LIMIT_MB),
+    )
     end = HOUR + timedelta(hours=HOURS)
     with (tmp_path / "out").open("w+") as out, (tmp_path / "err").open("w+") as err:
         process = subprocess.Popen(
             [str(BEATLYTICA), "load", "--start", HOUR.isoformat(), "--end", end.isoformat()],
-            stdout=out, stderr=err, env=env, cwd=ROOT,
-        )  # fmt: skip
+            stdout=out,
+            stderr=err,
+            env=env,
+            cwd=ROOT,
+        )
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)

@@ -23,8 +23,12 @@ def home(loaded_warehouse: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
     source = Path(loaded_warehouse["env"]["BEATLYTICA_HOME"])
     copy = tmp_path / "home"
     shutil.copytree(source, copy, ignore=shutil.ignore_patterns("kafka"))
-    return {**loaded_warehouse, "env": {**loaded_warehouse["env"], "BEATLYTICA_HOME": str(copy)},
-            "duckdb_path": copy / "warehouse.duckdb", "lake": copy / "lake"}  # fmt: skip
+    return {
+        **loaded_warehouse,
+        "env": {**loaded_warehouse["env"], "BEATLYTICA_HOME": str(copy)},
+        "duckdb_path": copy / "warehouse.duckdb",
+        "lake": copy / "lake",
+    }
 
 
 def table_state(path: Path, topic: str) -> tuple[int, int, list[str]]:
@@ -47,9 +51,11 @@ def test_every_produced_event_is_loaded_once(loaded_warehouse: dict[str, Any]) -
 
 def test_reloading_and_overlapping_intervals_duplicate_nothing(home: dict[str, Any]) -> None:
     before = {t: table_state(home["duckdb_path"], t) for t in TOPIC_NAMES}
-    for start, end in [("2026-11-01T00:00:00", "2026-11-02T00:00:00"),
-                       ("2026-11-01T05:00:00", "2026-11-01T09:00:00"),
-                       ("2026-11-01T07:30:00", "2026-11-01T12:00:00")]:  # fmt: skip
+    for start, end in [
+        ("2026-11-01T00:00:00", "2026-11-02T00:00:00"),
+        ("2026-11-01T05:00:00", "2026-11-01T09:00:00"),
+        ("2026-11-01T07:30:00", "2026-11-01T12:00:00"),
+    ]:
         result = run_cli("load", "--start", start, "--end", end, **home["env"])
         assert result.returncode == 0, result.stderr
     assert {t: table_state(home["duckdb_path"], t) for t in TOPIC_NAMES} == before
@@ -58,8 +64,16 @@ def test_reloading_and_overlapping_intervals_duplicate_nothing(home: dict[str, A
 def test_the_report_counts_rows_per_topic(home: dict[str, Any]) -> None:
     import json
 
-    result = run_cli("load", "--start", "2026-11-01T18:00:00", "--end", "2026-11-01T19:00:00",
-                     "--topic", "listen_events", **home["env"])  # fmt: skip
+    result = run_cli(
+        "load",
+        "--start",
+        "2026-11-01T18:00:00",
+        "--end",
+        "2026-11-01T19:00:00",
+        "--topic",
+        "listen_events",
+        **home["env"],
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     con = duckdb.connect(str(home["duckdb_path"]), read_only=True)
@@ -67,8 +81,9 @@ def test_the_report_counts_rows_per_topic(home: dict[str, Any]) -> None:
         "select count(*) from raw.listen_events where ts >= '2026-11-01 18:00:00+00' "
         "and ts < '2026-11-01 19:00:00+00'"
     ).fetchone()[0]
-    assert report == {"listen_events": {"files": report["listen_events"]["files"],
-                                        "rows": expected}}  # fmt: skip
+    assert report == {
+        "listen_events": {"files": report["listen_events"]["files"], "rows": expected}
+    }
     assert expected > 0 and report["listen_events"]["files"] > 0
 
 
@@ -79,8 +94,9 @@ def test_files_of_failed_batches_are_never_loaded(home: dict[str, Any]) -> None:
     hour = next((home["lake"] / "raw" / "listen_events").glob("event_date=*/event_hour=10"))
     committed = next(hour.glob("*.parquet"))
     shutil.copy(committed, hour / "part-99999-orphan-of-a-killed-batch.snappy.parquet")
-    result = run_cli("load", "--start", "2026-11-01T00:00:00", "--end", "2026-11-02T00:00:00",
-                     **home["env"])  # fmt: skip
+    result = run_cli(
+        "load", "--start", "2026-11-01T00:00:00", "--end", "2026-11-02T00:00:00", **home["env"]
+    )
     assert result.returncode == 0, result.stderr
     assert table_state(home["duckdb_path"], "listen_events") == before
 
@@ -91,23 +107,30 @@ def test_an_interval_without_committed_data_is_an_error_with_require_data(
     args = ("load", "--start", "2026-12-01T00:00:00", "--end", "2026-12-01T01:00:00")
     result = run_cli(*args, "--require-data", **home["env"])
     assert result.returncode == 2
-    assert "no committed lake data for listen_events, page_view_events, auth_events, " \
-           "status_change_events in [2026-12-01T00:00:00+00:00" in result.stderr  # fmt: skip
+    assert (
+        "no committed lake data for listen_events, page_view_events, auth_events, "
+        "status_change_events in [2026-12-01T00:00:00+00:00" in result.stderr
+    )
     # without the flag an empty interval is fine: it holds no rows
     assert run_cli(*args, **home["env"]).returncode == 0
 
 
 def test_an_unreachable_warehouse_is_a_clear_error(home: dict[str, Any]) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         f"import duckdb, time; c = duckdb.connect({str(home['duckdb_path'])!r}); "
-         "print('locked', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(home['duckdb_path'])!r}); "
+            "print('locked', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        result = run_cli("load", "--start", "2026-11-01T00:00:00", "--end", "2026-11-01T01:00:00",
-                         **home["env"])  # fmt: skip
+        result = run_cli(
+            "load", "--start", "2026-11-01T00:00:00", "--end", "2026-11-01T01:00:00", **home["env"]
+        )
     finally:
         holder.kill()
     assert result.returncode == 2
@@ -115,6 +138,7 @@ def test_an_unreachable_warehouse_is_a_clear_error(home: dict[str, Any]) -> None
 
 
 def test_an_interval_that_ends_before_it_starts_is_refused(home: dict[str, Any]) -> None:
-    result = run_cli("load", "--start", "2026-11-01T02:00:00", "--end", "2026-11-01T01:00:00",
-                     **home["env"])  # fmt: skip
+    result = run_cli(
+        "load", "--start", "2026-11-01T02:00:00", "--end", "2026-11-01T01:00:00", **home["env"]
+    )
     assert result.returncode == 2 and "is not after" in result.stderr

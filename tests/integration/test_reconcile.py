@@ -51,14 +51,17 @@ def test_a_lost_and_a_duplicated_event_do_not_cancel_out(
         ids = "select event_id from raw.listen_events order by event_id limit 2"
         first, second = (r[0] for r in con.execute(ids).fetchall())
         con.execute("delete from raw.listen_events where event_id = ?", [first])
-        con.execute("insert into raw.listen_events select * from raw.listen_events "
-                    "where event_id = ?", [second])  # fmt: skip
+        con.execute(
+            "insert into raw.listen_events select * from raw.listen_events where event_id = ?",
+            [second],
+        )
         raw = warehouse.fingerprint("listen_events", start, end)
     finally:
         warehouse.close()
     assert raw[0] == lake[0] and raw[1] != lake[1]
-    figures = Figures("listen_events", lake[0], raw[0], raw[0], 0,
-                      lake_digest=lake[1], raw_digest=raw[1])  # fmt: skip
+    figures = Figures(
+        "listen_events", lake[0], raw[0], raw[0], 0, lake_digest=lake[1], raw_digest=raw[1]
+    )
     assert not figures.ok
     assert render([figures]).splitlines()[1].split()[-1] == "DIFFERENT"
 
@@ -88,8 +91,10 @@ def test_a_flipped_bit_fails_the_lake_readers_naming_the_file(
     data[chunk.data_page_offset + chunk.total_compressed_size // 2] ^= 0x10
     damaged.write_bytes(data)
     uri = damaged.as_uri()
-    for read in (lambda: read_lake_files([uri], "listen_events"),
-                 lambda: lake_batches([uri], "listen_events").read_all()):  # fmt: skip
+    for read in (
+        lambda: read_lake_files([uri], "listen_events"),
+        lambda: lake_batches([uri], "listen_events").read_all(),
+    ):
         with pytest.raises(BeatlyticaError, match="CRC checksum verification failed") as error:
             read()
         assert uri in str(error.value)

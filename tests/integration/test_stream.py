@@ -100,8 +100,9 @@ def test_generator_to_kafka_to_lake(kafka_broker: LocalKafka, tmp_path: Path) ->
     expected["listen_events"].append(late)
     bad = {t: malformed(t, expected[t][0]) for t in TOPIC_NAMES}
     # and bytes that are not UTF-8 inside a string (Latin-1 written raw)
-    latin1 = {t: json.dumps(expected[t][0]).encode().replace(b'"ts"', b'"\xe9ts"', 1)
-              for t in TOPIC_NAMES}  # fmt: skip
+    latin1 = {
+        t: json.dumps(expected[t][0]).encode().replace(b'"ts"', b'"\xe9ts"', 1) for t in TOPIC_NAMES
+    }
     produce_raw(
         kafka_broker.bootstrap_servers,
         [("listen_events", json.dumps(late))]
@@ -149,12 +150,18 @@ def test_generator_to_kafka_to_lake(kafka_broker: LocalKafka, tmp_path: Path) ->
         assert errors[bad[topic][5]].startswith("event time out of range")
 
     # the late event sits in its own event-time partition
-    late_files = [f for f in committed_files(raw_table_uri(lake, "listen_events"))
-                  if "event_date=2026-10-31/event_hour=19/" in f]  # fmt: skip
+    late_files = [
+        f
+        for f in committed_files(raw_table_uri(lake, "listen_events"))
+        if "event_date=2026-10-31/event_hour=19/" in f
+    ]
     assert late_files
     # one structured log line per micro-batch of a topic, with the counts
-    batches = [json.loads(line) for line in result.stderr.splitlines()
-               if line.startswith("{") and '"micro-batch"' in line]  # fmt: skip
+    batches = [
+        json.loads(line)
+        for line in result.stderr.splitlines()
+        if line.startswith("{") and '"micro-batch"' in line
+    ]
     raw_lines = {b["topic"]: b for b in batches}
     assert len(raw_lines) == len(batches) == len(TOPIC_NAMES)  # one read of each topic
     assert raw_lines["listen_events"]["written_rows"] == len(expected["listen_events"])
@@ -166,8 +173,11 @@ def test_generator_to_kafka_to_lake(kafka_broker: LocalKafka, tmp_path: Path) ->
     assert "listen_events" in json.dumps(raw_lines["listen_events"]["end_offsets"])
     # nothing but the job's own JSON lines: no Spark start-up banner, log4j or py4j chatter
     # (the JVM's own notice of the vector module, printed before any logging exists, aside)
-    chatter = [line for line in result.stderr.splitlines() + result.stdout.splitlines()
-               if line.strip() and not line.startswith("{") and JVM_NOTICE not in line]  # fmt: skip
+    chatter = [
+        line
+        for line in result.stderr.splitlines() + result.stdout.splitlines()
+        if line.strip() and not line.startswith("{") and JVM_NOTICE not in line
+    ]
     assert chatter == [], chatter
 
 
@@ -191,9 +201,13 @@ def test_exactly_once_after_the_driver_is_killed(kafka_broker: LocalKafka, tmp_p
 
     # first run: SIGKILL the whole driver (python and its JVM) once two batches committed
     process = subprocess.Popen(
-        [str(BEATLYTICA), "stream"], env=cli_env(**env), cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        [str(BEATLYTICA), "stream"],
+        env=cli_env(**env),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     while _committed_batches(listens) < 2:
         assert process.poll() is None, "the job ended before it could be killed"
@@ -228,8 +242,12 @@ def test_the_same_job_writes_a_gs_lake(
     create_bucket(gcs_emulator, "beatlytica-lake")
     args = ("--users", "100", *WINDOW, "--seed", "3")
     lake = "gs://beatlytica-lake/lake"
-    env = stream_env(kafka_broker, tmp_path / "home", BEATLYTICA_LAKE_URI=lake,
-                     BEATLYTICA_GCS_ENDPOINT=gcs_emulator)  # fmt: skip
+    env = stream_env(
+        kafka_broker,
+        tmp_path / "home",
+        BEATLYTICA_LAKE_URI=lake,
+        BEATLYTICA_GCS_ENDPOINT=gcs_emulator,
+    )
     assert run_cli("generate", "--sink", "kafka", *args, **env).returncode == 0
     expected = generated(tmp_path, *args)
 
@@ -255,12 +273,20 @@ def test_processing_time_trigger_keeps_up_and_stops_on_sigterm(
     kafka_broker: LocalKafka, tmp_path: Path
 ) -> None:
     kafka_broker.reset_topics({t: 3 for t in TOPIC_NAMES})
-    env = stream_env(kafka_broker, tmp_path / "home", BEATLYTICA_STREAM_TRIGGER="2 seconds",
-                     BEATLYTICA_TOPICS="listen_events")  # fmt: skip
+    env = stream_env(
+        kafka_broker,
+        tmp_path / "home",
+        BEATLYTICA_STREAM_TRIGGER="2 seconds",
+        BEATLYTICA_TOPICS="listen_events",
+    )
     process = subprocess.Popen(
-        [str(BEATLYTICA), "stream"], env=cli_env(**env), cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [str(BEATLYTICA), "stream"],
+        env=cli_env(**env),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lake = (tmp_path / "home" / "lake").as_uri()
     try:
         expected: list[str] = []
@@ -268,8 +294,10 @@ def test_processing_time_trigger_keeps_up_and_stops_on_sigterm(
         for seed in ("1", "2"):
             args = ("--users", "50", *WINDOW, "--seed", seed, "--instance", seed)
             assert run_cli("generate", "--sink", "kafka", *args, **env).returncode == 0
-            expected += [event_id("listen_events", e)
-                         for e in generated(tmp_path / seed, *args)["listen_events"]]  # fmt: skip
+            expected += [
+                event_id("listen_events", e)
+                for e in generated(tmp_path / seed, *args)["listen_events"]
+            ]
             deadline = time.monotonic() + 180
             while len(read_lake(lake, "raw", "listen_events")) < len(expected):
                 assert process.poll() is None, process.communicate()[1][-3000:]
@@ -297,12 +325,28 @@ def test_lost_offsets_stop_the_job_with_a_non_zero_exit(
     assert run_cli("generate", "--sink", "kafka", *args, **env).returncode == 0
     assert run_cli("stream", timeout=600, **env).returncode == 0
     kafka_broker.reset_topics({"listen_events": 3})
-    assert run_cli("generate", "--sink", "kafka", "--users", "5", "--start", "2026-11-01",
-                   "--end", "2026-11-01T01:00:00", **env).returncode == 0  # fmt: skip
+    assert (
+        run_cli(
+            "generate",
+            "--sink",
+            "kafka",
+            "--users",
+            "5",
+            "--start",
+            "2026-11-01",
+            "--end",
+            "2026-11-01T01:00:00",
+            **env,
+        ).returncode
+        == 0
+    )
     result = run_cli("stream", timeout=600, **env)
     assert result.returncode == 1
-    failure = [json.loads(line) for line in result.stderr.splitlines()
-               if line.startswith("{") and '"streaming failed"' in line]  # fmt: skip
+    failure = [
+        json.loads(line)
+        for line in result.stderr.splitlines()
+        if line.startswith("{") and '"streaming failed"' in line
+    ]
     assert failure and "listen_events" in result.stderr
 
 
@@ -311,19 +355,32 @@ def test_spark_submit_without_the_kafka_connector_fails_with_one_line(tmp_path: 
     job says which jars are missing, in one line, and exits non-zero (the spark image has them:
     tests/cluster runs it there)."""
     result = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "spark-submit"), "--master", "local[1]",
-         str(ROOT / "spark_jobs" / "stream_events.py")],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-        env=cli_env(BEATLYTICA_HOME=str(tmp_path / "home"), SPARK_LOCAL_IP="127.0.0.1",
-                    BEATLYTICA_JARS_DIR=str(tmp_path / "no-jars"),
-                    BEATLYTICA_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",
-                    PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
-                    PYSPARK_PYTHON=str(ROOT / ".venv" / "bin" / "python")),
-    )  # fmt: skip
+        [
+            str(ROOT / ".venv" / "bin" / "spark-submit"),
+            "--master",
+            "local[1]",
+            str(ROOT / "spark_jobs" / "stream_events.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=cli_env(
+            BEATLYTICA_HOME=str(tmp_path / "home"),
+            SPARK_LOCAL_IP="127.0.0.1",
+            BEATLYTICA_JARS_DIR=str(tmp_path / "no-jars"),
+            BEATLYTICA_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",
+            PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
+            PYSPARK_PYTHON=str(ROOT / ".venv" / "bin" / "python"),
+        ),
+    )
     output = result.stdout + result.stderr  # spark-submit passes the job's stderr to stdout
     assert result.returncode == 2, output[-3000:]
-    errors = [json.loads(line) for line in output.splitlines()
-              if line.startswith("{") and '"ERROR"' in line]  # fmt: skip
+    errors = [
+        json.loads(line)
+        for line in output.splitlines()
+        if line.startswith("{") and '"ERROR"' in line
+    ]
     assert len(errors) == 1, output[-3000:]
     assert "spark-sql-kafka-0-10" in errors[0]["message"]
     assert "Traceback" not in output

@@ -90,15 +90,25 @@ def warehouse(client: RecordingClient) -> BigQueryWarehouse:
 def test_replacing_an_interval_sends_exactly_these_requests(warehouse, client) -> None:
     assert warehouse.replace_interval("listen_events", FILES, START, END) == 42
     names = [c[0] for c in client.calls]
-    assert names == ["create_table", "get_table", "load_table_from_uri", "get_table",
-                     "update_table", "query", "delete_table"]  # fmt: skip
+    assert names == [
+        "create_table",
+        "get_table",
+        "load_table_from_uri",
+        "get_table",
+        "update_table",
+        "query",
+        "delete_table",
+    ]
     staging = "test-project.raw.listen_events__staging_20261101T0500_20261101T0600"
 
     _, table, kwargs = client.calls[0]
     assert kwargs == {"exists_ok": True}
     api = table.to_api_repr()
-    assert api["tableReference"] == {"projectId": "test-project", "datasetId": "raw",
-                                     "tableId": "listen_events"}  # fmt: skip
+    assert api["tableReference"] == {
+        "projectId": "test-project",
+        "datasetId": "raw",
+        "tableId": "listen_events",
+    }
     assert api["timePartitioning"] == {"type": "DAY", "field": "ts"}
     assert api["clustering"] == {"fields": ["user_id"]}
     assert [f["name"] for f in api["schema"]["fields"]] == [
@@ -128,11 +138,17 @@ def test_replacing_an_interval_sends_exactly_these_requests(warehouse, client) -
     assert sql == warehouse.replace_sql("listen_events", START, END)
     params = kwargs["job_config"].to_api_repr()["query"]["queryParameters"]
     assert params == [
-        {"name": "start", "parameterType": {"type": "TIMESTAMP"},
-         "parameterValue": {"value": "2026-11-01 05:00:00+00:00"}},
-        {"name": "end", "parameterType": {"type": "TIMESTAMP"},
-         "parameterValue": {"value": "2026-11-01 06:00:00+00:00"}},
-    ]  # fmt: skip
+        {
+            "name": "start",
+            "parameterType": {"type": "TIMESTAMP"},
+            "parameterValue": {"value": "2026-11-01 05:00:00+00:00"},
+        },
+        {
+            "name": "end",
+            "parameterType": {"type": "TIMESTAMP"},
+            "parameterValue": {"value": "2026-11-01 06:00:00+00:00"},
+        },
+    ]
     assert client.calls[6] == ("delete_table", staging, {"not_found_ok": True})
 
 
@@ -165,8 +181,10 @@ def test_the_replace_script_is_valid_bigquery_sql(warehouse) -> None:
     assert delete.this.sql("bigquery") == "`test-project.raw.listen_events`"
     assert "ts >= @start AND ts < @end" in delete.sql("bigquery")
     insert_sql = insert.sql("bigquery")
-    assert "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY kafka_timestamp, " \
-           "kafka_partition, kafka_offset) = 1" in insert_sql  # fmt: skip
+    assert (
+        "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY kafka_timestamp, "
+        "kafka_partition, kafka_offset) = 1" in insert_sql
+    )
     assert "listen_events__staging_20261101T0500_20261101T0600" in insert_sql
     assert "current_timestamp()" in insert_sql.lower()
 
@@ -188,7 +206,7 @@ def test_an_empty_interval_still_replaces_the_rows(warehouse, client) -> None:
 def test_the_fingerprint_query_counts_and_digests_the_interval(warehouse, client) -> None:
     start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, 1, tzinfo=UTC)
     assert warehouse.fingerprint("listen_events", start, end) == (42, 7)
-    (name, sql, kwargs), = client.calls  # fmt: skip
+    ((name, sql, kwargs),) = client.calls
     assert name == "query"
     assert sql == (
         "select count(*) as row_count, coalesce(bit_xor(cast(concat('0x', substr(event_id, 1, "

@@ -19,8 +19,14 @@ DAGS = ROOT / "dags"
 #: GKE's regular channel at the time of writing
 START = datetime(2026, 11, 1, 5, tzinfo=UTC)
 END = datetime(2026, 11, 1, 6, tzinfo=UTC)
-ALLOWED_IMPORTS = {"__future__", "datetime", "airflow.sdk", "beatlytica.orchestration",
-                   "beatlytica.settings", "beatlytica.timeparse"}  # fmt: skip
+ALLOWED_IMPORTS = {
+    "__future__",
+    "datetime",
+    "airflow.sdk",
+    "beatlytica.orchestration",
+    "beatlytica.settings",
+    "beatlytica.timeparse",
+}
 
 
 def load_dagbag(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, **env: str) -> Any:
@@ -49,17 +55,22 @@ def local_bag(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
 @pytest.fixture
 def cluster_bag(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
     return load_dagbag(
-        monkeypatch, tmp_path, BEATLYTICA_RUNTIME="kubernetes",
+        monkeypatch,
+        tmp_path,
+        BEATLYTICA_RUNTIME="kubernetes",
         BEATLYTICA_IMAGE_REGISTRY="europe-docker.pkg.dev/acme/beatlytica",
         BEATLYTICA_IMAGE_TAG="1.2.3",
-    )  # fmt: skip
+    )
 
 
 def test_dags_import_without_errors_or_deprecation_warnings(local_bag: Any) -> None:
     assert local_bag.import_errors == {}
     assert set(local_bag.dags) == {"beatlytica_hourly", "beatlytica_daily"}
-    deprecations = [w for w in local_bag.caught_warnings
-                    if issubclass(w.category, DeprecationWarning) or "deprecat" in str(w.message).lower()]  # fmt: skip # noqa: E501
+    deprecations = [
+        w
+        for w in local_bag.caught_warnings
+        if issubclass(w.category, DeprecationWarning) or "deprecat" in str(w.message).lower()
+    ]
     assert deprecations == []
 
 
@@ -98,8 +109,12 @@ def test_hourly_graph(local_bag: Any) -> None:
 def test_adding_a_topic_setting_changes_the_mapping_not_the_dag(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    bag = load_dagbag(monkeypatch, tmp_path, BEATLYTICA_TOPICS="listen_events,auth_events",
-                      BEATLYTICA_INTERVAL_MINUTES="1440")  # fmt: skip
+    bag = load_dagbag(
+        monkeypatch,
+        tmp_path,
+        BEATLYTICA_TOPICS="listen_events,auth_events",
+        BEATLYTICA_INTERVAL_MINUTES="1440",
+    )
     dag = bag.dags["beatlytica_hourly"]
     loads = dag.get_task("load").expand_input.value["arguments"]
     assert [a[2] for a in loads] == ["listen_events", "auth_events"]
@@ -122,8 +137,9 @@ def _pod_tasks(bag: Any) -> list[Any]:
     for dag in bag.dags.values():
         for task in dag.tasks:
             if type(task).__name__ == "MappedOperator":
-                tasks += [task.unmap({"arguments": a})
-                          for a in task.expand_input.value["arguments"]]  # fmt: skip
+                tasks += [
+                    task.unmap({"arguments": a}) for a in task.expand_input.value["arguments"]
+                ]
             elif hasattr(task, "build_pod_request_obj"):
                 tasks.append(task)
     return tasks
@@ -164,9 +180,12 @@ def test_every_pod_is_a_valid_kubernetes_pod(cluster_bag: Any) -> None:
         }
         if "--start" in container["args"]:
             i = container["args"].index("--start")
-            assert container["args"][i: i + 4] == [
-                "--start", "2026-11-01T05:00:00+00:00", "--end", "2026-11-01T06:00:00+00:00",
-            ]  # fmt: skip
+            assert container["args"][i : i + 4] == [
+                "--start",
+                "2026-11-01T05:00:00+00:00",
+                "--end",
+                "2026-11-01T06:00:00+00:00",
+            ]
 
 
 def test_an_invalid_pod_is_rejected(cluster_bag: Any) -> None:
@@ -193,10 +212,12 @@ def test_pod_tasks_mount_the_warehouse_volume_on_kind(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     bag = load_dagbag(
-        monkeypatch, tmp_path, BEATLYTICA_RUNTIME="kubernetes",
+        monkeypatch,
+        tmp_path,
+        BEATLYTICA_RUNTIME="kubernetes",
         BEATLYTICA_WAREHOUSE_PVC="beatlytica-warehouse",
         BEATLYTICA_DUCKDB_PATH="/var/lib/beatlytica/warehouse/warehouse.duckdb",
-    )  # fmt: skip
+    )
     for task in _pod_tasks(bag):
         pod = _render(task)
         kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
@@ -226,10 +247,13 @@ def test_an_airflow_outside_the_cluster_creates_pods_through_its_kubeconfig(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     bag = load_dagbag(
-        monkeypatch, tmp_path, BEATLYTICA_RUNTIME="kubernetes",
+        monkeypatch,
+        tmp_path,
+        BEATLYTICA_RUNTIME="kubernetes",
         BEATLYTICA_KUBE_CONFIG_FILE="/etc/airflow/scheduler.kubeconfig",
-        BEATLYTICA_POD_STARTUP_TIMEOUT_SECONDS="45", BEATLYTICA_TASK_RETRY_DELAY_SECONDS="5",
-    )  # fmt: skip
+        BEATLYTICA_POD_STARTUP_TIMEOUT_SECONDS="45",
+        BEATLYTICA_TASK_RETRY_DELAY_SECONDS="5",
+    )
     for task in _pod_tasks(bag):
         assert task.in_cluster is False
         assert task.config_file == "/etc/airflow/scheduler.kubeconfig"

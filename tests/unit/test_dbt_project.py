@@ -49,9 +49,17 @@ def run_dbt(
 ) -> subprocess.CompletedProcess[str]:
     """`dbt <args>` on the project, with target and logs in ``work`` (never in dbt/)."""
     command = [
-        str(DBT), *args, "--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT),
-        "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
-    ]  # fmt: skip
+        str(DBT),
+        *args,
+        "--project-dir",
+        str(PROJECT),
+        "--profiles-dir",
+        str(PROJECT),
+        "--target-path",
+        str(work / "target"),
+        "--log-path",
+        str(work / "logs"),
+    ]
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
     )
@@ -192,10 +200,16 @@ def test_an_interval_selects_the_whole_days_it_touches(bigquery: dict[str, Any])
         "data_interval_end": "2026-11-02T00:30:00+00:00",
     }
     run_dbt(
-        "compile", "--no-populate-cache", "--vars", json.dumps(interval),
-        "--select", "fact_streams", "assert_fact_streams_match_raw_listens",
-        work=work, env=bigquery["env"],
-    )  # fmt: skip
+        "compile",
+        "--no-populate-cache",
+        "--vars",
+        json.dumps(interval),
+        "--select",
+        "fact_streams",
+        "assert_fact_streams_match_raw_listens",
+        work=work,
+        env=bigquery["env"],
+    )
     manifest = json.loads((work / "target" / "manifest.json").read_text())
     config = models(manifest)["fact_streams"]["config"]
     assert config["partitions"] == ["date '2026-11-01'", "date '2026-11-02'"]

@@ -49,8 +49,13 @@ def event(event_id: str, ts: datetime, offset: int = 0, **values: Any) -> dict[s
             row[field.name] = ts
         else:
             raise AssertionError(field)
-    row.update(event_id=event_id, ts=ts, kafka_partition=0, kafka_offset=offset,
-               kafka_timestamp=ts + timedelta(seconds=offset))  # fmt: skip
+    row.update(
+        event_id=event_id,
+        ts=ts,
+        kafka_partition=0,
+        kafka_offset=offset,
+        kafka_timestamp=ts + timedelta(seconds=offset),
+    )
     row.update(values)
     return row
 
@@ -65,8 +70,14 @@ class Lake:
         self.fs, self.root = filesystem(self.table, gcs_endpoint)
         self.committed: list[str] = []
 
-    def write(self, hour: datetime, name: str, table: pa.Table | list[dict[str, Any]],
-              *, commit: bool = True) -> None:  # fmt: skip
+    def write(
+        self,
+        hour: datetime,
+        name: str,
+        table: pa.Table | list[dict[str, Any]],
+        *,
+        commit: bool = True,
+    ) -> None:
         folder = f"event_date={hour:%Y-%m-%d}/event_hour={hour:%H}"
         self.fs.create_dir(f"{self.root}/{folder}", recursive=True)
         if isinstance(table, list):
@@ -75,15 +86,21 @@ class Lake:
         if commit:
             self.committed.append(f"{self.table}/{folder}/{name}")
             self.fs.create_dir(f"{self.root}/_spark_metadata", recursive=True)
-            entries = [{"path": p, "size": 1, "isDir": False, "action": "add"}
-                       for p in self.committed]  # fmt: skip
+            entries = [
+                {"path": p, "size": 1, "isDir": False, "action": "add"} for p in self.committed
+            ]
             with self.fs.open_output_stream(f"{self.root}/_spark_metadata/0") as out:
                 out.write("\n".join(["v1", *map(json.dumps, entries)]).encode())
 
 
 def settings_for(lake: Lake, tmp_path: Path, **values: Any) -> Settings:
-    return Settings(home=tmp_path / "home", lake_uri=lake.uri, duckdb_path=tmp_path / "w.duckdb",
-                    topics=TOPIC, **values)  # fmt: skip
+    return Settings(
+        home=tmp_path / "home",
+        lake_uri=lake.uri,
+        duckdb_path=tmp_path / "w.duckdb",
+        topics=TOPIC,
+        **values,
+    )
 
 
 def rows(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -109,24 +126,40 @@ def test_an_interval_becomes_its_committed_events_once_each(tmp_path: Path, read
     lake = Lake((tmp_path / "lake").as_uri())
     h = HOUR
     lake.write(h - timedelta(hours=1), "part-0.parquet", [event("e0", h - timedelta(minutes=10))])
-    lake.write(h, "part-1.parquet", [event("e1", h + timedelta(minutes=10), 10, artist="first"),
-                                     event("e2", h + timedelta(minutes=20), 11)])  # fmt: skip
+    lake.write(
+        h,
+        "part-1.parquet",
+        [
+            event("e1", h + timedelta(minutes=10), 10, artist="first"),
+            event("e2", h + timedelta(minutes=20), 11),
+        ],
+    )
     # e1 again, a later Kafka record of it (a producer retry): the first one stays
     last = h + timedelta(hours=1, microseconds=-1)
-    lake.write(h, "part-2.parquet", [event("e1", h + timedelta(minutes=10), 50, artist="again"),
-                                     event("e3", last, 12)])  # fmt: skip
+    lake.write(
+        h,
+        "part-2.parquet",
+        [event("e1", h + timedelta(minutes=10), 50, artist="again"), event("e3", last, 12)],
+    )
     lake.write(h, "part-3-of-a-killed-batch.parquet", [event("e4", h)], commit=False)
-    lake.write(h + timedelta(hours=1), "part-4.parquet", [
-        event("e6", h + timedelta(minutes=70)), event("e7", h + timedelta(minutes=105)),
-    ])  # fmt: skip
+    lake.write(
+        h + timedelta(hours=1),
+        "part-4.parquet",
+        [
+            event("e6", h + timedelta(minutes=70)),
+            event("e7", h + timedelta(minutes=105)),
+        ],
+    )
     lake.write(h + timedelta(hours=2), "part-5.parquet", [event("e8", h + timedelta(minutes=130))])
     settings = settings_for(lake, tmp_path)
 
     load(settings, (TOPIC,), h - timedelta(hours=5), h + timedelta(hours=5))
     assert sorted(rows(settings)) == ["e0", "e1", "e2", "e3", "e6", "e7", "e8"]
     con = duckdb.connect(str(settings.duckdb_file))
-    con.execute(f"insert into raw.{TOPIC} select * replace ('stale' as event_id) "
-                f"from raw.{TOPIC} where event_id = 'e2'")  # fmt: skip
+    con.execute(
+        f"insert into raw.{TOPIC} select * replace ('stale' as event_id) "
+        f"from raw.{TOPIC} where event_id = 'e2'"
+    )
     con.close()
 
     start, end = h, h + timedelta(minutes=90)
@@ -146,16 +179,17 @@ def test_a_reload_changes_nothing_and_an_empty_interval_is_emptied(
     tmp_path: Path, reader: str
 ) -> None:
     lake = Lake((tmp_path / "lake").as_uri())
-    lake.write(HOUR, "part-0.parquet", [event(f"e{i}", HOUR + timedelta(minutes=i), i)
-                                        for i in range(60)])  # fmt: skip
+    lake.write(
+        HOUR, "part-0.parquet", [event(f"e{i}", HOUR + timedelta(minutes=i), i) for i in range(60)]
+    )
     settings = settings_for(lake, tmp_path)
     end = HOUR + timedelta(hours=1)
     load(settings, (TOPIC,), HOUR, end)
-    before = {k: {c: v for c, v in r.items() if c != "loaded_at"}
-              for k, r in rows(settings).items()}  # fmt: skip
+    before = {
+        k: {c: v for c, v in r.items() if c != "loaded_at"} for k, r in rows(settings).items()
+    }
     load(settings, (TOPIC,), HOUR, end)
-    after = {k: {c: v for c, v in r.items() if c != "loaded_at"}
-             for k, r in rows(settings).items()}  # fmt: skip
+    after = {k: {c: v for c, v in r.items() if c != "loaded_at"} for k, r in rows(settings).items()}
     assert after == before and len(after) == 60
     warehouse = DuckDBWarehouse.from_settings(settings)
     try:
@@ -204,8 +238,9 @@ def test_a_lake_folder_with_glob_characters_reads_the_listed_files_only(tmp_path
     lake.write(HOUR, "part-1.parquet", [event("orphan", HOUR)], commit=False)
     settings = settings_for(lake, tmp_path)
     files = interval_files(settings, TOPIC, HOUR, HOUR + timedelta(hours=1))
-    assert local_paths(files) == [f"{tmp_path}/lake [1]*?/raw/{TOPIC}/event_date=2026-11-01/"
-                                  "event_hour=05/part-0.parquet"]  # fmt: skip
+    assert local_paths(files) == [
+        f"{tmp_path}/lake [1]*?/raw/{TOPIC}/event_date=2026-11-01/event_hour=05/part-0.parquet"
+    ]
     [result] = load(settings, (TOPIC,), HOUR, HOUR + timedelta(hours=1))
     assert result.rows == 1 and list(rows(settings)) == ["e1"]
 

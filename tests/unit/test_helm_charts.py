@@ -97,8 +97,18 @@ def render_chart(values: dict[str, Any], *extra: str) -> list[dict[str, Any]]:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
         yaml.safe_dump(values, f)
         f.flush()
-        result = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE,
-                      "--kube-version", KUBE_VERSION, "--values", f.name, *extra)  # fmt: skip
+        result = helm(
+            "template",
+            RELEASE,
+            str(CHART),
+            "--namespace",
+            NAMESPACE,
+            "--kube-version",
+            KUBE_VERSION,
+            "--values",
+            f.name,
+            *extra,
+        )
     if result.returncode:
         raise RenderError(result.stderr)
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
@@ -193,8 +203,10 @@ def strict_schema(node: Any) -> Any:
 @functools.cache
 def crd_validators() -> dict[tuple[str, str], jsonschema.Draft7Validator]:
     """(apiVersion, kind) -> validator, for the served versions of the pinned CRDs."""
-    files = [*sorted(STRIMZI.glob("*-Crd-*.yaml")),
-             SPARK_OPERATOR / "sparkoperator.k8s.io_sparkapplications.yaml"]  # fmt: skip
+    files = [
+        *sorted(STRIMZI.glob("*-Crd-*.yaml")),
+        SPARK_OPERATOR / "sparkoperator.k8s.io_sparkapplications.yaml",
+    ]
     validators = {}
     for path in files:
         crd = load_yaml(path)
@@ -275,13 +287,17 @@ def test_no_third_party_schema_is_committed() -> None:
     git = shutil.which("git")
     if not git or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
-    tracked = subprocess.run([git, "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.split("\0")  # fmt: skip
+    tracked = subprocess.run(
+        [git, "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
     assert not [f for f in tracked if f.startswith(".cache/")]
     crds = [
-        f for f in tracked if f.endswith((".yaml", ".yml", ".json")) and (ROOT / f).is_file()
+        f
+        for f in tracked
+        if f.endswith((".yaml", ".yml", ".json"))
+        and (ROOT / f).is_file()
         and "kind: CustomResourceDefinition" in (ROOT / f).read_text(errors="replace")
-    ]  # fmt: skip
+    ]
     assert not crds, f"CRDs committed: {crds}"
     for path in (".cache/shared/upstream/strimzi-1.2.0/040-Crd-kafka.yaml", ".cache/shared/x"):
         ignored = subprocess.run([git, "check-ignore", "-q", path], cwd=ROOT)
@@ -298,7 +314,12 @@ def test_core_objects_pass_kubernetes_validate_strict(any_docs: list[dict[str, A
 def test_custom_resources_pass_the_pinned_crds(any_docs: list[dict[str, Any]]) -> None:
     custom = [d for d in any_docs if is_custom(d)]
     assert {d["kind"] for d in custom} == {
-        "Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "SparkApplication"}  # fmt: skip
+        "Kafka",
+        "KafkaNodePool",
+        "KafkaTopic",
+        "KafkaUser",
+        "SparkApplication",
+    }
     for doc in custom:
         validate_custom_resource(doc)
 
@@ -313,8 +334,9 @@ def test_custom_resources_pass_the_pinned_crds(any_docs: list[dict[str, Any]]) -
         ("SparkApplication", ("spec", "restartPolicy", "type"), "Sometimes"),
     ],
 )
-def test_a_wrong_field_in_a_custom_resource_fails(kind: str, path: tuple[str, ...],
-                                                  value: Any) -> None:  # fmt: skip
+def test_a_wrong_field_in_a_custom_resource_fails(
+    kind: str, path: tuple[str, ...], value: Any
+) -> None:
     doc = objects(rendered("kind"), kind)[0]
     target = doc
     for key in path[:-1]:
@@ -339,8 +361,17 @@ def test_helm_lint_strict_passes_for_every_values_file(any_env: str) -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
         yaml.safe_dump(chart_values(any_env), f)
         f.flush()
-        result = helm("lint", "--strict", str(CHART), "--namespace", NAMESPACE,
-                      "--kube-version", KUBE_VERSION, "--values", f.name)  # fmt: skip
+        result = helm(
+            "lint",
+            "--strict",
+            str(CHART),
+            "--namespace",
+            NAMESPACE,
+            "--kube-version",
+            KUBE_VERSION,
+            "--values",
+            f.name,
+        )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
     assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout, result.stdout
@@ -376,8 +407,7 @@ def test_the_pinned_helm_is_helm_4() -> None:
         ({"serviceAccounts": {"dashbaord": "x"}}, "dashbaord"),
     ],
 )
-def test_values_schema_rejects_what_is_not_documented(values: dict[str, Any],
-                                                      message: str) -> None:  # fmt: skip
+def test_values_schema_rejects_what_is_not_documented(values: dict[str, Any], message: str) -> None:
     base = environment_values("kind")["beatlytica"]
     with pytest.raises(RenderError, match=message):
         render_chart(merge(base, values))
@@ -491,8 +521,11 @@ def test_gke_uses_bigquery_and_the_bucket() -> None:
     assert data["BEATLYTICA_WAREHOUSE"] == "bigquery"
     assert data["BEATLYTICA_GCP_PROJECT"] == "my-gcp-project"
     assert data["BEATLYTICA_LAKE_URI"] == "gs://my-gcp-project-beatlytica/lake"
-    assert not {"BEATLYTICA_GCS_ENDPOINT", "BEATLYTICA_DUCKDB_PATH",
-                "BEATLYTICA_WAREHOUSE_PVC"} & set(data)  # fmt: skip
+    assert not {
+        "BEATLYTICA_GCS_ENDPOINT",
+        "BEATLYTICA_DUCKDB_PATH",
+        "BEATLYTICA_WAREHOUSE_PVC",
+    } & set(data)
     deployments = {d["metadata"]["name"] for d in objects(docs, "Deployment")}
     assert deployments == {"beatlytica-dashboard"}, "no emulator on GKE"
     assert not objects(docs, "PersistentVolumeClaim"), "no DuckDB volume on GKE"
@@ -558,8 +591,10 @@ def test_users_have_only_their_acls(docs: list[dict[str, Any]]) -> None:
         name: {op for acl in spec["authorization"]["acls"] for op in acl["operations"]}
         for name, spec in users.items()
     }
-    assert operations == {"beatlytica-producer": {"Write", "Describe"},
-                          "beatlytica-stream": {"Read", "Describe"}}  # fmt: skip
+    assert operations == {
+        "beatlytica-producer": {"Write", "Describe"},
+        "beatlytica-stream": {"Read", "Describe"},
+    }
 
 
 def test_kafka_passwords_come_from_the_user_secrets(docs: list[dict[str, Any]]) -> None:
@@ -567,8 +602,10 @@ def test_kafka_passwords_come_from_the_user_secrets(docs: list[dict[str, Any]]) 
     KafkaUser of the same name; no password is in the rendered chart."""
     producer = one(docs, "StatefulSet", "beatlytica-producer")["spec"]["template"]["spec"]
     driver = one(docs, "SparkApplication", "beatlytica-stream")["spec"]["driver"]
-    for env, user in ((producer["containers"][0]["env"], "beatlytica-producer"),
-                      (driver["env"], "beatlytica-stream")):  # fmt: skip
+    for env, user in (
+        (producer["containers"][0]["env"], "beatlytica-producer"),
+        (driver["env"], "beatlytica-stream"),
+    ):
         by_name = {e["name"]: e for e in env}
         assert by_name["BEATLYTICA_KAFKA_USERNAME"]["value"] == user
         secret = by_name["BEATLYTICA_KAFKA_PASSWORD"]["valueFrom"]["secretKeyRef"]
@@ -615,8 +652,13 @@ def test_producer_replicas_never_emit_the_same_event() -> None:
     seen: dict[str, set[Any]] = {"events": set(), "sessions": set(), "users": set()}
     for command in producer_commands(rendered("kind")):
         args = build_parser().parse_args(command)
-        config = SimulationConfig(users=20, start=start, end=start + timedelta(hours=1),
-                                  seed=args.seed, instance=args.instance)  # fmt: skip
+        config = SimulationConfig(
+            users=20,
+            start=start,
+            end=start + timedelta(hours=1),
+            seed=args.seed,
+            instance=args.instance,
+        )
         mine: dict[str, set[Any]] = {"events": set(), "sessions": set(), "users": set()}
         for _, _, line in Simulation(config):
             event = json.loads(line)
@@ -637,8 +679,9 @@ def producer_settings(docs: list[dict[str, Any]]) -> Settings:
     container = statefulset["spec"]["template"]["spec"]["containers"][0]
     env = dict(settings_configmaps(docs)[0]["data"])
     env.update({e["name"]: e["value"] for e in container["env"] if "value" in e})
-    return Settings(**{k.removeprefix(ENV_PREFIX).lower(): v for k, v in env.items()
-                       if k in SETTINGS})  # fmt: skip
+    return Settings(
+        **{k.removeprefix(ENV_PREFIX).lower(): v for k, v in env.items() if k in SETTINGS}
+    )
 
 
 def grace_and_flush(docs: list[dict[str, Any]]) -> tuple[float, float]:
@@ -801,8 +844,12 @@ def test_gke_script_creates_what_the_values_name() -> None:
 
 def test_no_json_keys_anywhere(docs: list[dict[str, Any]]) -> None:
     text = json.dumps(docs) + "".join(p.read_text() for p in PLATFORM.glob("values*.yaml"))
-    for needle in ("GOOGLE_APPLICATION_CREDENTIALS", "private_key", "service_account.json",
-                   "keyfile"):  # fmt: skip
+    for needle in (
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "private_key",
+        "service_account.json",
+        "keyfile",
+    ):
         assert needle not in text
     assert "keys create" not in (ROOT / "k8s" / "gke" / "setup.sh").read_text()
 
@@ -824,10 +871,11 @@ def test_every_pod_of_ours_is_covered_by_a_network_policy(docs: list[dict[str, A
         namespace = owner["metadata"].get("namespace", NAMESPACE)
         labels = owner["spec"]["template"]["metadata"]["labels"]
         selected = [
-            p for p in policies
+            p
+            for p in policies
             if p["metadata"].get("namespace", NAMESPACE) == namespace
             and p["spec"]["podSelector"].get("matchLabels", {}).items() <= labels.items()
-        ]  # fmt: skip
+        ]
         assert selected, f"no NetworkPolicy selects {owner['kind']} {owner['metadata']['name']}"
 
 
@@ -896,57 +944,95 @@ def containers(docs: list[dict[str, Any]]) -> list[Container]:
             pod = dig(doc, *POD_SPECS[kind]) or {}
             for init, key in ((True, "initContainers"), (False, "containers")):
                 for c in pod.get(key, []):
-                    found.append(Container(
-                        f"{_name(doc)}: {key[:-1]} {c['name']}", c.get("image"),
-                        c.get("resources") or {}, c.get("securityContext") or {},
-                        pod.get("securityContext") or {}, c.get("env") or [],
-                        {p: c.get(p) for p in ("readinessProbe", "livenessProbe")}, init, kind,
-                    ))  # fmt: skip
+                    found.append(
+                        Container(
+                            f"{_name(doc)}: {key[:-1]} {c['name']}",
+                            c.get("image"),
+                            c.get("resources") or {},
+                            c.get("securityContext") or {},
+                            pod.get("securityContext") or {},
+                            c.get("env") or [],
+                            {p: c.get(p) for p in ("readinessProbe", "livenessProbe")},
+                            init,
+                            kind,
+                        )
+                    )
         elif kind == "SparkApplication":
             for role in ("driver", "executor"):
                 r = spec.get(role, {})
                 # the operator makes the pod: cpu request coreRequest (else cores), cpu limit
                 # coreLimit, memory request = limit = memory + overhead
                 resources = {
-                    "requests": {"cpu": r.get("coreRequest") or r.get("cores"),
-                                 "memory": r.get("memory")},
+                    "requests": {
+                        "cpu": r.get("coreRequest") or r.get("cores"),
+                        "memory": r.get("memory"),
+                    },
                     "limits": {"cpu": r.get("coreLimit"), "memory": r.get("memory")},
-                }  # fmt: skip
+                }
                 pod_security = r.get("podSecurityContext") or {}
-                found.append(Container(
-                    f"{_name(doc)}: {role}", r.get("image", spec.get("image")), resources,
-                    r.get("securityContext") or {}, pod_security, r.get("env") or [],
-                    owner_kind=kind,
-                ))  # fmt: skip
+                found.append(
+                    Container(
+                        f"{_name(doc)}: {role}",
+                        r.get("image", spec.get("image")),
+                        resources,
+                        r.get("securityContext") or {},
+                        pod_security,
+                        r.get("env") or [],
+                        owner_kind=kind,
+                    )
+                )
                 for key in ("initContainers", "sidecars"):
                     for c in r.get(key, []):
-                        found.append(Container(
-                            f"{_name(doc)}: {role} {key[:-1]} {c['name']}", c.get("image"),
-                            c.get("resources") or {}, c.get("securityContext") or {},
-                            pod_security, c.get("env") or [], init=key == "initContainers",
-                            owner_kind=kind,
-                        ))  # fmt: skip
+                        found.append(
+                            Container(
+                                f"{_name(doc)}: {role} {key[:-1]} {c['name']}",
+                                c.get("image"),
+                                c.get("resources") or {},
+                                c.get("securityContext") or {},
+                                pod_security,
+                                c.get("env") or [],
+                                init=key == "initContainers",
+                                owner_kind=kind,
+                            )
+                        )
         elif kind == "KafkaNodePool":
             # the image is the operator's (pinned by the Strimzi version), unless Kafka sets one
-            found.append(Container(
-                f"{_name(doc)}: kafka", None, spec.get("resources") or {},
-                dig(spec, "template", "kafkaContainer", "securityContext") or {},
-                dig(spec, "template", "pod", "securityContext") or {}, owner_kind=kind,
-            ))  # fmt: skip
+            found.append(
+                Container(
+                    f"{_name(doc)}: kafka",
+                    None,
+                    spec.get("resources") or {},
+                    dig(spec, "template", "kafkaContainer", "securityContext") or {},
+                    dig(spec, "template", "pod", "securityContext") or {},
+                    owner_kind=kind,
+                )
+            )
         elif kind == "Kafka":
             operators = spec.get("entityOperator") or {}
             for operator in ("topicOperator", "userOperator"):
                 if operator in operators:
                     template = operators.get("template") or {}
-                    found.append(Container(
-                        f"{_name(doc)}: {operator}", operators[operator].get("image"),
-                        operators[operator].get("resources") or {},
-                        dig(template, f"{operator}Container", "securityContext") or {},
-                        dig(template, "pod", "securityContext") or {}, owner_kind=kind,
-                    ))  # fmt: skip
+                    found.append(
+                        Container(
+                            f"{_name(doc)}: {operator}",
+                            operators[operator].get("image"),
+                            operators[operator].get("resources") or {},
+                            dig(template, f"{operator}Container", "securityContext") or {},
+                            dig(template, "pod", "securityContext") or {},
+                            owner_kind=kind,
+                        )
+                    )
             if dig(spec, "kafka", "image"):
-                found.append(Container(f"{_name(doc)}: kafka image", spec["kafka"]["image"],
-                                       {}, {}, {}, owner_kind="image-only"))  # fmt: skip
+                found.append(
+                    Container(
+                        f"{_name(doc)}: kafka image",
+                        spec["kafka"]["image"],
+                        {},
+                        {},
+                        {},
+                        owner_kind="image-only",
+                    )
+                )
     return found
 
 
@@ -1019,9 +1105,11 @@ def probe_violations(docs: list[dict[str, Any]]) -> list[str]:
     """Every container of a Deployment has a readiness and a liveness probe."""
     return [
         f"{c.where}: no {probe}"
-        for c in containers(docs) if c.owner_kind == "Deployment" and not c.init
-        for probe in ("readinessProbe", "livenessProbe") if not c.probes.get(probe)
-    ]  # fmt: skip
+        for c in containers(docs)
+        if c.owner_kind == "Deployment" and not c.init
+        for probe in ("readinessProbe", "livenessProbe")
+        if not c.probes.get(probe)
+    ]
 
 
 def rbac_violations(docs: list[dict[str, Any]]) -> list[str]:
@@ -1040,8 +1128,11 @@ def rbac_violations(docs: list[dict[str, Any]]) -> list[str]:
             if doc["roleRef"]["name"] in BROAD_ROLES:
                 out.append(f"{_name(doc)}: binds {doc['roleRef']['name']}")
             for subject in doc.get("subjects") or []:
-                if subject.get("name") in ("system:masters", "system:authenticated",
-                                           "system:unauthenticated"):  # fmt: skip
+                if subject.get("name") in (
+                    "system:masters",
+                    "system:authenticated",
+                    "system:unauthenticated",
+                ):
                     out.append(f"{_name(doc)}: binds the group {subject['name']}")
     return out
 
@@ -1129,52 +1220,143 @@ POD = ("spec", "template", "spec")
 @pytest.mark.parametrize(
     ("check", "kind", "name", "path", "value"),
     [
-        ("resources", "StatefulSet", "beatlytica-producer",
-         (*POD, "containers", 0, "resources", "limits", "cpu"), DELETE),
-        ("resources", "Deployment", "beatlytica-fake-gcs",
-         (*POD, "initContainers", 0, "resources"), DELETE),
-        ("resources", "SparkApplication", "beatlytica-stream", ("spec", "executor", "coreLimit"),
-         DELETE),
+        (
+            "resources",
+            "StatefulSet",
+            "beatlytica-producer",
+            (*POD, "containers", 0, "resources", "limits", "cpu"),
+            DELETE,
+        ),
+        (
+            "resources",
+            "Deployment",
+            "beatlytica-fake-gcs",
+            (*POD, "initContainers", 0, "resources"),
+            DELETE,
+        ),
+        (
+            "resources",
+            "SparkApplication",
+            "beatlytica-stream",
+            ("spec", "executor", "coreLimit"),
+            DELETE,
+        ),
         ("resources", "KafkaNodePool", "dual", ("spec", "resources", "requests"), DELETE),
-        ("non-root", "StatefulSet", "beatlytica-airflow-postgres",
-         (*POD, "securityContext", "runAsNonRoot"), False),
-        ("non-root", "Deployment", "beatlytica-dashboard",
-         (*POD, "containers", 0, "securityContext", "runAsUser"), 0),
-        ("non-root", "SparkApplication", "beatlytica-stream",
-         ("spec", "driver", "podSecurityContext", "runAsNonRoot"), DELETE),
-        ("capabilities", "Deployment", "beatlytica-fake-gcs",
-         (*POD, "initContainers", 0, "securityContext", "capabilities"), DELETE),
-        ("capabilities", "Deployment", "beatlytica-dashboard",
-         (*POD, "containers", 0, "securityContext", "allowPrivilegeEscalation"), True),
-        ("capabilities", "Kafka", "beatlytica",
-         ("spec", "entityOperator", "template", "userOperatorContainer", "securityContext",
-          "capabilities", "drop"), []),
-        ("capabilities", "KafkaNodePool", "dual",
-         ("spec", "template", "kafkaContainer", "securityContext", "capabilities", "add"),
-         ["NET_ADMIN"]),
-        ("image", "Deployment", "beatlytica-dashboard", (*POD, "containers", 0, "image"),
-         "beatlytica/beatlytica-dashboard:latest"),
-        ("image", "StatefulSet", "beatlytica-producer", (*POD, "containers", 0, "image"),
-         "beatlytica/beatlytica-producer"),
-        ("image", "SparkApplication", "beatlytica-stream", ("spec", "image"),
-         "apache/spark:latest"),
-        ("probes", "Deployment", "beatlytica-dashboard",
-         (*POD, "containers", 0, "readinessProbe"), DELETE),
-        ("probes", "Deployment", "beatlytica-fake-gcs",
-         (*POD, "containers", 0, "livenessProbe"), DELETE),
+        (
+            "non-root",
+            "StatefulSet",
+            "beatlytica-airflow-postgres",
+            (*POD, "securityContext", "runAsNonRoot"),
+            False,
+        ),
+        (
+            "non-root",
+            "Deployment",
+            "beatlytica-dashboard",
+            (*POD, "containers", 0, "securityContext", "runAsUser"),
+            0,
+        ),
+        (
+            "non-root",
+            "SparkApplication",
+            "beatlytica-stream",
+            ("spec", "driver", "podSecurityContext", "runAsNonRoot"),
+            DELETE,
+        ),
+        (
+            "capabilities",
+            "Deployment",
+            "beatlytica-fake-gcs",
+            (*POD, "initContainers", 0, "securityContext", "capabilities"),
+            DELETE,
+        ),
+        (
+            "capabilities",
+            "Deployment",
+            "beatlytica-dashboard",
+            (*POD, "containers", 0, "securityContext", "allowPrivilegeEscalation"),
+            True,
+        ),
+        (
+            "capabilities",
+            "Kafka",
+            "beatlytica",
+            (
+                "spec",
+                "entityOperator",
+                "template",
+                "userOperatorContainer",
+                "securityContext",
+                "capabilities",
+                "drop",
+            ),
+            [],
+        ),
+        (
+            "capabilities",
+            "KafkaNodePool",
+            "dual",
+            ("spec", "template", "kafkaContainer", "securityContext", "capabilities", "add"),
+            ["NET_ADMIN"],
+        ),
+        (
+            "image",
+            "Deployment",
+            "beatlytica-dashboard",
+            (*POD, "containers", 0, "image"),
+            "beatlytica/beatlytica-dashboard:latest",
+        ),
+        (
+            "image",
+            "StatefulSet",
+            "beatlytica-producer",
+            (*POD, "containers", 0, "image"),
+            "beatlytica/beatlytica-producer",
+        ),
+        (
+            "image",
+            "SparkApplication",
+            "beatlytica-stream",
+            ("spec", "image"),
+            "apache/spark:latest",
+        ),
+        (
+            "probes",
+            "Deployment",
+            "beatlytica-dashboard",
+            (*POD, "containers", 0, "readinessProbe"),
+            DELETE,
+        ),
+        (
+            "probes",
+            "Deployment",
+            "beatlytica-fake-gcs",
+            (*POD, "containers", 0, "livenessProbe"),
+            DELETE,
+        ),
         ("rbac", "Role", "beatlytica-pod-tasks", ("rules", 0, "verbs"), ["*"]),
         ("rbac", "Role", "beatlytica-stream-driver", ("rules", 1, "resources"), ["*"]),
         ("rbac", "RoleBinding", "beatlytica-pod-tasks", ("roleRef", "name"), "cluster-admin"),
-        ("secrets", "StatefulSet", "beatlytica-producer",
-         (*POD, "containers", 0, "env", 2), {"name": "BEATLYTICA_KAFKA_PASSWORD", "value": "x"}),
-        ("secrets", "ConfigMap", "beatlytica-settings", ("data", "BEATLYTICA_KAFKA_PASSWORD"),
-         "x"),
-        ("secrets", "Secret", "beatlytica-airflow-fernet-key", ("data", "fernet-key"),
-         "bGl0ZXJhbA=="),
+        (
+            "secrets",
+            "StatefulSet",
+            "beatlytica-producer",
+            (*POD, "containers", 0, "env", 2),
+            {"name": "BEATLYTICA_KAFKA_PASSWORD", "value": "x"},
+        ),
+        ("secrets", "ConfigMap", "beatlytica-settings", ("data", "BEATLYTICA_KAFKA_PASSWORD"), "x"),
+        (
+            "secrets",
+            "Secret",
+            "beatlytica-airflow-fernet-key",
+            ("data", "fernet-key"),
+            "bGl0ZXJhbA==",
+        ),
     ],
-)  # fmt: skip
-def test_each_policy_catches_its_violation(check: str, kind: str, name: str,
-                                           path: tuple[Any, ...], value: Any) -> None:  # fmt: skip
+)
+def test_each_policy_catches_its_violation(
+    check: str, kind: str, name: str, path: tuple[Any, ...], value: Any
+) -> None:
     """The policy checks fail when they should: one rendered object broken, its violations (and
     only its) reported."""
     docs, again = rendered("kind"), rendered_again("kind")
@@ -1186,11 +1368,14 @@ def test_each_policy_catches_its_violation(check: str, kind: str, name: str,
     if check == "secrets" and kind == "Secret":
         _set(first(again), path, value)  # the same literal in every rendering
     found = {
-        "resources": resource_violations, "non-root": non_root_violations,
-        "capabilities": capability_violations, "image": image_violations,
-        "probes": probe_violations, "rbac": rbac_violations,
+        "resources": resource_violations,
+        "non-root": non_root_violations,
+        "capabilities": capability_violations,
+        "image": image_violations,
+        "probes": probe_violations,
+        "rbac": rbac_violations,
         "secrets": lambda d: secret_violations(d, again),
-    }[check](docs)  # fmt: skip
+    }[check](docs)
     assert found and all(f"/{name}:" in line for line in found), found
 
 
@@ -1199,8 +1384,10 @@ def test_images_are_ours_and_pulled_if_not_present(env: str, docs: list[dict[str
     ours = re.compile(rf"^{re.escape(registry)}/beatlytica-(producer|spark|dashboard):0\.1\.0$")
     app = one(docs, "SparkApplication", "beatlytica-stream")["spec"]
     assert ours.match(app["image"]) and app["imagePullPolicy"] == "IfNotPresent"
-    for kind, name in (("StatefulSet", "beatlytica-producer"),
-                       ("Deployment", "beatlytica-dashboard")):  # fmt: skip
+    for kind, name in (
+        ("StatefulSet", "beatlytica-producer"),
+        ("Deployment", "beatlytica-dashboard"),
+    ):
         spec = one(docs, kind, name)["spec"]["template"]["spec"]
         assert ours.match(spec["containers"][0]["image"])
         assert spec["containers"][0]["imagePullPolicy"] == "IfNotPresent"
@@ -1258,8 +1445,10 @@ def test_dashboard_reads_the_duckdb_warehouse_read_only_on_kind() -> None:
     settings = Settings(**{k.removeprefix(ENV_PREFIX).lower(): v for k, v in data.items()})
     pod = one(docs, "Deployment", "beatlytica-dashboard")["spec"]["template"]["spec"]
     (volume,) = [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
-    assert volume["persistentVolumeClaim"] == {"claimName": settings.warehouse_pvc,
-                                               "readOnly": True}  # fmt: skip
+    assert volume["persistentVolumeClaim"] == {
+        "claimName": settings.warehouse_pvc,
+        "readOnly": True,
+    }
     (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"]]
     assert mount["readOnly"] is True
     assert Path(mount["mountPath"]) == settings.duckdb_file.parent
@@ -1298,8 +1487,11 @@ def test_dashboard_network_policy_admits_its_port(any_env: str) -> None:
     assert policy["spec"]["ingress"] == [
         {"ports": [{"protocol": "TCP", "port": values["dashboard"]["port"]}]}
     ]
-    egress_ports = {(p["protocol"], p["port"]) for rule in policy["spec"]["egress"]
-                    for p in rule.get("ports", [])}  # fmt: skip
+    egress_ports = {
+        (p["protocol"], p["port"])
+        for rule in policy["spec"]["egress"]
+        for p in rule.get("ports", [])
+    }
     assert {("UDP", 53), ("TCP", 53)} <= egress_ports
     assert (("TCP", 443) in egress_ports) == (values["warehouse"]["backend"] == "bigquery")
 
@@ -1308,14 +1500,16 @@ def test_pod_task_policy_selects_the_factorys_pods_only() -> None:
     """The pod tasks' egress policy selects the labels the pod-task factory puts on its pods, so
     the dashboard in the same namespace gets only its own policy's flows."""
     tree = ast.parse((ROOT / "src" / "beatlytica" / "orchestration.py").read_text())
-    function = next(n for n in ast.walk(tree)
-                    if isinstance(n, ast.FunctionDef) and n.name == "pod_labels")  # fmt: skip
+    function = next(
+        n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "pod_labels"
+    )
     returned = next(n.value for n in ast.walk(function) if isinstance(n, ast.Return))
     assert isinstance(returned, ast.Dict)
     constant = {
-        k.value: v.value for k, v in zip(returned.keys, returned.values, strict=True)
+        k.value: v.value
+        for k, v in zip(returned.keys, returned.values, strict=True)
         if isinstance(k, ast.Constant) and isinstance(v, ast.Constant)
-    }  # fmt: skip
+    }
     for env in ENVIRONMENTS:
         selector = one(rendered(env), "NetworkPolicy", "beatlytica-pod-tasks")["spec"]
         assert selector["podSelector"]["matchLabels"].items() <= constant.items()
@@ -1328,8 +1522,11 @@ def test_pod_task_policy_selects_the_factorys_pods_only() -> None:
 @pytest.mark.parametrize("replicas", [1, 2, 3])
 def test_dashboard_gets_a_disruption_budget_with_more_than_one_replica(replicas: int) -> None:
     docs = render_chart(merge(chart_values("kind"), {"dashboard": {"replicas": replicas}}))
-    budgets = [p for p in objects(docs, "PodDisruptionBudget")
-               if p["metadata"]["name"] == "beatlytica-dashboard"]  # fmt: skip
+    budgets = [
+        p
+        for p in objects(docs, "PodDisruptionBudget")
+        if p["metadata"]["name"] == "beatlytica-dashboard"
+    ]
     if replicas == 1:
         assert not budgets
         return
@@ -1361,8 +1558,10 @@ def helm_lock_digest(chart: dict[str, Any], lock: dict[str, Any]) -> str:
                 out[key] = d[key]
         return out
 
-    data = [[dependency(d) for d in chart["dependencies"]],
-            [dependency(d) for d in lock["dependencies"]]]  # fmt: skip
+    data = [
+        [dependency(d) for d in chart["dependencies"]],
+        [dependency(d) for d in lock["dependencies"]],
+    ]
     return "sha256:" + hashlib.sha256(json.dumps(data, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -1394,9 +1593,13 @@ def helm_dependency_build(tmp_path: Path, lock: str | None = None) -> str:
     if lock is not None:
         (tmp_path / "platform" / "Chart.lock").write_text(lock)
     result = subprocess.run(
-        [str(HELM), "dependency", "build", "platform"], cwd=tmp_path, capture_output=True,
-        text=True, timeout=120, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+        [str(HELM), "dependency", "build", "platform"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode != 0, "the upstream repositories cannot be reached here"
     return result.stderr
 
@@ -1436,9 +1639,17 @@ def test_umbrella_renders_beatlytica_with_each_environment(tmp_path: Path) -> No
     through the umbrella, `global` included."""
     platform = local_umbrella(tmp_path)
     for env in ENVIRONMENTS:
-        result = helm("template", RELEASE, str(platform), "--namespace", NAMESPACE,
-                      "--kube-version", KUBE_VERSION, "--values",
-                      str(platform / f"values-{env}.yaml"))  # fmt: skip
+        result = helm(
+            "template",
+            RELEASE,
+            str(platform),
+            "--namespace",
+            NAMESPACE,
+            "--kube-version",
+            KUBE_VERSION,
+            "--values",
+            str(platform / f"values-{env}.yaml"),
+        )
         assert result.returncode == 0, result.stderr
         docs = [d for d in yaml.safe_load_all(result.stdout) if d]
         expected = {(d["kind"], d["metadata"]["name"]) for d in rendered(env)}
@@ -1449,9 +1660,17 @@ def test_umbrella_lints_strict_with_each_environment(tmp_path: Path) -> None:
     """`helm lint --strict` of the umbrella (with its local dependency) and each values file."""
     platform = local_umbrella(tmp_path)
     for env in ENVIRONMENTS:
-        result = helm("lint", "--strict", str(platform), "--namespace", NAMESPACE,
-                      "--kube-version", KUBE_VERSION, "--values",
-                      str(platform / f"values-{env}.yaml"))  # fmt: skip
+        result = helm(
+            "lint",
+            "--strict",
+            str(platform),
+            "--namespace",
+            NAMESPACE,
+            "--kube-version",
+            KUBE_VERSION,
+            "--values",
+            str(platform / f"values-{env}.yaml"),
+        )
         assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -1486,9 +1705,10 @@ def documented(path: tuple[str, ...], upstream: Any) -> bool:
 def test_operator_values_are_upstream_keys(env: str, subchart: str, upstream: Path) -> None:
     reference = load_yaml(upstream)
     unknown = [
-        ".".join(p) for p in leaf_paths(environment_values(env)[subchart])
+        ".".join(p)
+        for p in leaf_paths(environment_values(env)[subchart])
         if not documented(p, reference)
-    ]  # fmt: skip
+    ]
     assert not unknown, f"not in {upstream}: {unknown}"
 
 
@@ -1508,21 +1728,43 @@ def test_spark_operator_runs_our_namespace_with_its_webhook() -> None:
 #: (https://github.com/apache/airflow/blob/helm-chart/1.22.0/chart/values.yaml); `config.*` is
 #: airflow.cfg and is checked against Airflow's own configuration reference instead
 AIRFLOW_CHART_KEYS = {
-    "airflowVersion", "defaultAirflowRepository", "defaultAirflowTag",
-    "images.airflow.repository", "images.airflow.tag", "images.airflow.pullPolicy",
-    "executor", "allowPodLaunching", "allowJobLaunching", "multiNamespaceMode",
-    "postgresql.enabled", "data.metadataSecretName", "fernetKeySecretName",
-    "apiSecretKeySecretName", "jwtSecretName", "redis.enabled", "statsd.enabled",
-    "pgbouncer.enabled", "dags.persistence.enabled", "dags.gitSync.enabled", "extraEnvFrom",
-    "env", "networkPolicies.enabled", "workers.persistence.enabled",
-    "triggerer.persistence.enabled", "migrateDatabaseJob.useHelmHooks",
-    "migrateDatabaseJob.applyCustomEnv", "createUserJob.useHelmHooks",
+    "airflowVersion",
+    "defaultAirflowRepository",
+    "defaultAirflowTag",
+    "images.airflow.repository",
+    "images.airflow.tag",
+    "images.airflow.pullPolicy",
+    "executor",
+    "allowPodLaunching",
+    "allowJobLaunching",
+    "multiNamespaceMode",
+    "postgresql.enabled",
+    "data.metadataSecretName",
+    "fernetKeySecretName",
+    "apiSecretKeySecretName",
+    "jwtSecretName",
+    "redis.enabled",
+    "statsd.enabled",
+    "pgbouncer.enabled",
+    "dags.persistence.enabled",
+    "dags.gitSync.enabled",
+    "extraEnvFrom",
+    "env",
+    "networkPolicies.enabled",
+    "workers.persistence.enabled",
+    "triggerer.persistence.enabled",
+    "migrateDatabaseJob.useHelmHooks",
+    "migrateDatabaseJob.applyCustomEnv",
+    "createUserJob.useHelmHooks",
     "createUserJob.applyCustomEnv",
-    *(f"{component}.{key}"
-      for component in ("scheduler", "triggerer", "apiServer", "dagProcessor")
-      for key in ("serviceAccount.name", "serviceAccount.annotations", "resources")),
-    "apiServer.service.type", "apiServer.service.ports",
-}  # fmt: skip
+    *(
+        f"{component}.{key}"
+        for component in ("scheduler", "triggerer", "apiServer", "dagProcessor")
+        for key in ("serviceAccount.name", "serviceAccount.annotations", "resources")
+    ),
+    "apiServer.service.type",
+    "apiServer.service.ports",
+}
 #: keys whose value is free-form (a map or a list of the chart's choosing)
 AIRFLOW_FREE_FORM = ("serviceAccount.annotations", "resources", "service.ports")
 
@@ -1533,8 +1775,11 @@ def test_airflow_values_are_documented_keys(env: str) -> None:
         dotted = ".".join(path)
         if path[0] == "config" or dotted in AIRFLOW_CHART_KEYS:
             continue
-        if any(dotted.startswith(f"{key}.") for key in AIRFLOW_CHART_KEYS
-               if key.endswith(AIRFLOW_FREE_FORM)):  # fmt: skip
+        if any(
+            dotted.startswith(f"{key}.")
+            for key in AIRFLOW_CHART_KEYS
+            if key.endswith(AIRFLOW_FREE_FORM)
+        ):
             continue
         unknown.append(dotted)
     assert not unknown, unknown

@@ -165,9 +165,11 @@ def test_dashboard_image_serves_the_charts_port_as_the_charts_user() -> None:
     assert env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] == "false"
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = {"streamlit", "duckdb", "google-cloud-bigquery"}
-    installed = {re.split(r"[<>=!~\[; ]", requirement)[0]
-                 for extra in EXTRAS["dashboard"]
-                 for requirement in declared["optional-dependencies"][extra]}  # fmt: skip
+    installed = {
+        re.split(r"[<>=!~\[; ]", requirement)[0]
+        for extra in EXTRAS["dashboard"]
+        for requirement in declared["optional-dependencies"][extra]
+    }
     assert wanted <= installed
 
 
@@ -283,9 +285,10 @@ def context_files(source: str) -> list[str]:
     if path.is_file():
         return [source]
     return sorted(
-        str(p.relative_to(ROOT)) for p in path.rglob("*")
+        str(p.relative_to(ROOT))
+        for p in path.rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("image", IMAGES)
@@ -305,6 +308,10 @@ def test_build_context_sends_what_the_image_copies_and_nothing_else(image: str) 
         if not needed:
             assert ignored(f"{entry.name}/probe", own) and ignored(entry.name, own), entry.name
     # generated files never travel
-    for junk in ("src/beatlytica/__pycache__/cli.cpython-311.pyc", "dbt/target/manifest.json",
-                 "dbt/logs/dbt.log", ".venv/bin/python"):  # fmt: skip
+    for junk in (
+        "src/beatlytica/__pycache__/cli.cpython-311.pyc",
+        "dbt/target/manifest.json",
+        "dbt/logs/dbt.log",
+        ".venv/bin/python",
+    ):
         assert ignored(junk, own), junk

@@ -403,8 +403,9 @@ def test_a_stop_during_a_pause_is_seen_within_one_wait() -> None:
     stop = threading.Event()
     threading.Timer(0.5, stop.set).start()
     sink = RecordingSink()
-    result = run(Simulation(config), sink, TOPIC_NAMES, realtime=True, speed=60, stop=stop,
-                 progress=False)  # fmt: skip
+    result = run(
+        Simulation(config), sink, TOPIC_NAMES, realtime=True, speed=60, stop=stop, progress=False
+    )
     assert result.stopped_early and result.seconds < 2
 
 
@@ -425,7 +426,18 @@ def test_events_without_a_delivery_report_count_as_failed(
 def test_health_port_is_for_the_kafka_producer_only(tmp_path: Any) -> None:
     from tests.helpers import run_cli
 
-    result = run_cli("generate", "--sink", "files", "--out", str(tmp_path), "--health-port", "0",
-                     "--start", "2026-11-01T00:00:00", "--end", "2026-11-01T01:00:00")  # fmt: skip
+    result = run_cli(
+        "generate",
+        "--sink",
+        "files",
+        "--out",
+        str(tmp_path),
+        "--health-port",
+        "0",
+        "--start",
+        "2026-11-01T00:00:00",
+        "--end",
+        "2026-11-01T01:00:00",
+    )
     assert result.returncode == 2
     assert "--health-port probes the Kafka producer: it needs --sink kafka" in result.stderr

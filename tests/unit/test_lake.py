@@ -47,8 +47,10 @@ def test_compacted_logs_replace_the_batches_before_them(tmp_path: Path) -> None:
     _write_log(table, "9.compact", ["old.parquet", "x.parquet"])
     _write_log(table, "10", ["y.parquet"])
     _write_log(table, "11", ["x.parquet"], action="delete")
-    assert committed_files(table.as_uri()) == [f"file://{table}/old.parquet",
-                                                f"file://{table}/y.parquet"]  # fmt: skip
+    assert committed_files(table.as_uri()) == [
+        f"file://{table}/old.parquet",
+        f"file://{table}/y.parquet",
+    ]
 
 
 def test_a_table_without_a_log_has_nothing_committed(tmp_path: Path) -> None:

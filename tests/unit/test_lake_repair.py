@@ -35,8 +35,11 @@ def test_a_lake_file_is_known_by_its_path() -> None:
     f = LakeFile.parse(f"/l/raw/listen_events/{HOUR}/part-00000012-00003.zstd.parquet")
     assert (f.uri, f.lake, f.kind, f.topic, f.batch) == (
         f"file:///l/raw/listen_events/{HOUR}/part-00000012-00003.zstd.parquet",
-        "file:///l", "raw", "listen_events", 12,
-    )  # fmt: skip
+        "file:///l",
+        "raw",
+        "listen_events",
+        12,
+    )
     assert f.table == "file:///l/raw/listen_events"
     assert f.partition == (("event_date", "2026-11-01"), ("event_hour", "08"))
     assert f.relative == f"{HOUR}/part-00000012-00003.zstd.parquet"
@@ -49,16 +52,22 @@ def test_a_lake_file_is_known_by_its_path() -> None:
         "gs://b/lake/quarantine/t/quarantine_date=2026-11-01/part-00000002-00000.snappy.parquet"
     )
     assert (gs.lake, gs.kind, gs.table, gs.codec) == (
-        "gs://b/lake", "quarantine", "gs://b/lake/quarantine/t", "snappy")  # fmt: skip
+        "gs://b/lake",
+        "quarantine",
+        "gs://b/lake/quarantine/t",
+        "snappy",
+    )
     assert file_uri("relative/x.parquet").startswith("file:///")
 
 
 @pytest.mark.parametrize(
     "path",
-    ["/l/raw/t/event_date=2026-11-01/x.parquet",  # not a sink file name
-     "/l/raw/t/part-00000001-00000.zstd.parquet",  # no partition folder
-     "/l/other/t/event_date=2026-11-01/part-00000001-00000.zstd.parquet"],  # not a table
-)  # fmt: skip
+    [
+        "/l/raw/t/event_date=2026-11-01/x.parquet",  # not a sink file name
+        "/l/raw/t/part-00000001-00000.zstd.parquet",  # no partition folder
+        "/l/other/t/event_date=2026-11-01/part-00000001-00000.zstd.parquet",
+    ],  # not a table
+)
 def test_what_is_not_a_lake_file_is_refused(path: str) -> None:
     with pytest.raises(BeatlyticaError, match=r"not (a lake file|in a lake table)"):
         LakeFile.parse(path)
@@ -69,7 +78,9 @@ def test_checkpoint_files_are_read() -> None:
     assert batch_end_offsets(text, "listen_events") == {0: 474, 1: 413, 2: 435}
     # sources/0/0 starts with a NUL byte
     assert initial_offsets('\x00v1\n{"listen_events":{"0":0,"1":7}}', "listen_events") == {
-        0: 0, 1: 7}  # fmt: skip
+        0: 0,
+        1: 7,
+    }
     with pytest.raises(BeatlyticaError, match="no Kafka offsets of auth_events"):
         batch_end_offsets(text, "auth_events")
 
@@ -124,8 +135,16 @@ def _log(table: Path, batch: int, relatives: list[str]) -> None:
     lines = ["v1"]
     for relative in relatives:
         path = table / relative
-        lines.append(json.dumps({"path": f"file:{path}", "size": path.stat().st_size,
-                                 "isDir": False, "action": "add"}))  # fmt: skip
+        lines.append(
+            json.dumps(
+                {
+                    "path": f"file:{path}",
+                    "size": path.stat().st_size,
+                    "isDir": False,
+                    "action": "add",
+                }
+            )
+        )
     (log / str(batch)).write_text("\n".join(lines) + "\n")
 
 
@@ -143,9 +162,11 @@ def _lake(tmp_path: Path) -> tuple[Path, list[str]]:
     quarantined p1's 5), batch 2 wrote p0 10-19 and p1 6-8, batch 3 p0 20-25."""
     lake = tmp_path / "lake"
     raw, quarantine = lake / "raw" / "t", lake / "quarantine" / "t"
-    batches = {1: [(0, o) for o in range(10)] + [(1, o) for o in range(5)],
-               2: [(0, o) for o in range(10, 20)] + [(1, o) for o in range(6, 9)],
-               3: [(0, o) for o in range(20, 26)]}  # fmt: skip
+    batches = {
+        1: [(0, o) for o in range(10)] + [(1, o) for o in range(5)],
+        2: [(0, o) for o in range(10, 20)] + [(1, o) for o in range(6, 9)],
+        3: [(0, o) for o in range(20, 26)],
+    }
     for batch, rows in batches.items():
         relative = f"{HOUR}/part-{batch:08d}-00000.zstd.parquet"
         _parquet(raw / relative, rows)
@@ -169,7 +190,9 @@ def test_a_batchs_offsets_come_from_the_checkpoint(tmp_path: Path) -> None:
     lake, files = _lake(tmp_path)
     checkpoint = Checkpoint(f"file://{lake}/_checkpoints/t/lake", "t")
     assert batch_range(checkpoint, 2, files) == (
-        OffsetRange("t", {0: 10, 1: 6}, {0: 20, 1: 9}), "checkpoint")  # fmt: skip
+        OffsetRange("t", {0: 10, 1: 6}, {0: 20, 1: 9}),
+        "checkpoint",
+    )
     assert batch_range(checkpoint, 0, files)[0].partitions() == []  # sources/0/0 to offsets/0
 
 
@@ -185,7 +208,11 @@ def test_purged_offsets_are_derived_from_the_neighbouring_batches(tmp_path: Path
     offsets, source = batch_range(checkpoint, 2, files)
     # p0: after batch 1's 9, up to batch 3's 20; p1: after the quarantined 5, up to offsets/3
     assert (offsets.start, offsets.end, offsets.exact, source) == (
-        {0: 10, 1: 6}, {0: 20, 1: 9}, False, "lake")  # fmt: skip
+        {0: 10, 1: 6},
+        {0: 20, 1: 9},
+        False,
+        "lake",
+    )
     # a neighbour that cannot be read only widens the range
     (lake / "raw" / "t" / HOUR / "part-00000001-00000.zstd.parquet").write_bytes(b"PAR1")
     widened, _ = batch_range(checkpoint, 2, files)

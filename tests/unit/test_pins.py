@@ -49,8 +49,9 @@ def test_dockerfiles_are_hadolint_clean(dockerfile: Path) -> None:
     hadolint = Path(sys.executable).parent / "hadolint"
     result = subprocess.run(
         [str(hadolint), "--failure-threshold", "info", str(dockerfile)],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

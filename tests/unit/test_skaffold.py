@@ -80,9 +80,11 @@ SAMPLE_REGISTRY = "europe-west1-docker.pkg.dev/proj-sample-1/beatlytica"
 SAMPLE_TEMPLATE_VALUES = {
     "BEATLYTICA_IMAGE_TAG": "3f2a9c41be07",
     "GCP_PROJECT": "proj-sample-1",
-    **{f"IMAGE_REPO_beatlytica_beatlytica_{image}": f"{SAMPLE_REGISTRY}/beatlytica-{image}"
-       for image in IMAGES},
-}  # fmt: skip
+    **{
+        f"IMAGE_REPO_beatlytica_beatlytica_{image}": f"{SAMPLE_REGISTRY}/beatlytica-{image}"
+        for image in IMAGES
+    },
+}
 
 
 def render_value_template(template: str, values: dict[str, str]) -> str:
@@ -110,8 +112,16 @@ def test_every_profile_values_file_renders(name: str, tmp_path: Path) -> None:
     args = [f"--values={ROOT / f}" for f in deploy["valuesFiles"]]
     for key, template in deploy["setValueTemplates"].items():
         args.append(f"--set={key}={render_value_template(template, SAMPLE_TEMPLATE_VALUES)}")
-    result = helm("template", deploy["name"], str(platform), "--namespace",
-                  deploy["namespace"], "--kube-version", KUBE_VERSION, *args)  # fmt: skip
+    result = helm(
+        "template",
+        deploy["name"],
+        str(platform),
+        "--namespace",
+        deploy["namespace"],
+        "--kube-version",
+        KUBE_VERSION,
+        *args,
+    )
     assert result.returncode == 0, result.stderr
     assert deploy["name"] == RELEASE
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
@@ -129,8 +139,11 @@ def test_every_profile_values_file_renders(name: str, tmp_path: Path) -> None:
         repository, _, image_tag = image.rpartition(":")
         assert repository.rsplit("/", 1)[0] == SAMPLE_REGISTRY and image_tag == tag, image
         assert repository.rsplit("/", 1)[1] in built, f"{image} is not built by skaffold"
-    settings = next(d for d in docs if d["kind"] == "ConfigMap"
-                    and d["metadata"]["name"] == "beatlytica-settings")  # fmt: skip
+    settings = next(
+        d
+        for d in docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "beatlytica-settings"
+    )
     # the pod-task factory composes the loader and dbt images from these two
     assert settings["data"]["BEATLYTICA_IMAGE_REGISTRY"] == SAMPLE_REGISTRY
     assert settings["data"]["BEATLYTICA_IMAGE_TAG"] == tag
@@ -322,9 +335,16 @@ def test_docs_tell_how_to_run_it() -> None:
     docs = (ROOT / "README.md").read_text()
     for heading in ("## Run it on kind", "## Run it on GKE"):
         assert heading in docs, heading
-    for command in ("make kind-up", "make deploy", "airflow dags trigger beatlytica_hourly",
-                    "airflow backfill create", "port-forward", "localhost:8080",
-                    "k8s/gke/setup.sh", "make undeploy"):  # fmt: skip
+    for command in (
+        "make kind-up",
+        "make deploy",
+        "airflow dags trigger beatlytica_hourly",
+        "airflow backfill create",
+        "port-forward",
+        "localhost:8080",
+        "k8s/gke/setup.sh",
+        "make undeploy",
+    ):
         assert command in docs, command
 
 

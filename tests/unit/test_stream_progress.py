@@ -15,8 +15,9 @@ def progress(end: dict, latest: dict | None, rows: int = 1200) -> SimpleNamespac
         latestOffset=None if latest is None else json.dumps(latest),
     )
     # Spark's numInputRows counts every pass over the batch: two when it had rejects
-    return SimpleNamespace(name="listen_events", batchId=3, numInputRows=2 * rows,
-                           batchDuration=30, sources=[source])  # fmt: skip
+    return SimpleNamespace(
+        name="listen_events", batchId=3, numInputRows=2 * rows, batchDuration=30, sources=[source]
+    )
 
 
 def test_the_backlog_is_what_the_source_saw_beyond_what_the_batch_read() -> None:
@@ -28,8 +29,9 @@ def test_the_backlog_is_what_the_source_saw_beyond_what_the_batch_read() -> None
 
 def test_a_batch_is_one_sentence_on_a_terminal_and_fields_in_json() -> None:
     end = {"listen_events": {"0": 1000}}
-    fields = progress_fields(progress(end, {"listen_events": {"0": 3000}}),
-                             {"written": 1190, "quarantined": 10})  # fmt: skip
+    fields = progress_fields(
+        progress(end, {"listen_events": {"0": 3000}}), {"written": 1190, "quarantined": 10}
+    )
     assert fields["topic"] == "listen_events"
     assert fields["written_rows"] == 1190 and fields["quarantined_rows"] == 10
     assert fields["input_rows"] == 1200 and fields["backlog"] == 2000

@@ -67,7 +67,7 @@ QUOTED = [
     ('""', ""),
     ('"""', '"'),  # one pair only
     ('"a\nb"', "a\nb"),
-]  # fmt: skip
+]
 
 #: values unquote leaves alone
 NOT_QUOTED = [

@@ -43,8 +43,9 @@ def _first(sample_events: dict[str, list[dict[str, Any]]], topic: str, **match: 
 def test_valid_events_become_lake_rows_with_the_model_schema(spark, sample_events) -> None:
     topic = "listen_events"
     payloads = sample_events[topic][:50]
-    valid, rejected = split(parse(kafka_rows(spark, topic, [json.dumps(p) for p in payloads]),
-                                  topic), topic)  # fmt: skip
+    valid, rejected = split(
+        parse(kafka_rows(spark, topic, [json.dumps(p) for p in payloads]), topic), topic
+    )
     assert rejected.count() == 0
     expected = spark_lake_schema(topic)
     assert [(f.name, f.dataType) for f in valid.schema.fields] == [
@@ -66,8 +67,9 @@ def test_valid_events_become_lake_rows_with_the_model_schema(spark, sample_event
 def test_event_ids_agree_for_every_topic(spark, sample_events) -> None:
     for topic, events in sample_events.items():
         payloads = events[:20]
-        valid, _ = split(parse(kafka_rows(spark, topic, [json.dumps(p) for p in payloads]),
-                               topic), topic)  # fmt: skip
+        valid, _ = split(
+            parse(kafka_rows(spark, topic, [json.dumps(p) for p in payloads]), topic), topic
+        )
         assert [r.event_id for r in valid.collect()] == [event_id(topic, p) for p in payloads]
 
 
@@ -75,9 +77,13 @@ def test_partition_columns_are_utc(spark, sample_events) -> None:
     payload = dict(_first(sample_events, "listen_events"))
     payload["ts"] = int(datetime(2026, 11, 1, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
     late = dict(payload, ts=payload["ts"] - 5 * 3_600_000, itemInSession=99)
-    valid, _ = split(parse(kafka_rows(spark, "listen_events", [json.dumps(payload),
-                                                               json.dumps(late)]),
-                           "listen_events"), "listen_events")  # fmt: skip
+    valid, _ = split(
+        parse(
+            kafka_rows(spark, "listen_events", [json.dumps(payload), json.dumps(late)]),
+            "listen_events",
+        ),
+        "listen_events",
+    )
     rows = valid.collect()
     assert (rows[0].event_date, rows[0].event_hour) == (date(2026, 11, 1), "23")
     assert (rows[1].event_date, rows[1].event_hour) == (date(2026, 11, 1), "18")
@@ -85,8 +91,10 @@ def test_partition_columns_are_utc(spark, sample_events) -> None:
 
 def test_guests_have_no_user_columns(spark, sample_events) -> None:
     guest = _first(sample_events, "page_view_events", auth="Guest")
-    valid, rejected = split(parse(kafka_rows(spark, "page_view_events", [json.dumps(guest)]),
-                                  "page_view_events"), "page_view_events")  # fmt: skip
+    valid, rejected = split(
+        parse(kafka_rows(spark, "page_view_events", [json.dumps(guest)]), "page_view_events"),
+        "page_view_events",
+    )
     row = valid.collect()[0]
     assert rejected.count() == 0
     assert row.user_id is None and row.registration is None and row.first_name is None
@@ -105,36 +113,50 @@ def good(sample_events) -> dict[str, Any]:
         (lambda g: "[1, 2, 3]", "not a JSON object"),
         (lambda g: '{"ts": 1, "sessionId": ', "not a JSON object"),
         (lambda g: json.dumps({**g, "ts": "yesterday"}), "wrong type: ts (expected epoch_millis)"),
-        (lambda g: json.dumps({**g, "itemInSession": 1.5}),
-         "wrong type: itemInSession (expected int)"),
-        (lambda g: json.dumps({k: v for k, v in g.items() if k != "sessionId"}),
-         "missing required fields: sessionId"),
+        (
+            lambda g: json.dumps({**g, "itemInSession": 1.5}),
+            "wrong type: itemInSession (expected int)",
+        ),
+        (
+            lambda g: json.dumps({k: v for k, v in g.items() if k != "sessionId"}),
+            "missing required fields: sessionId",
+        ),
         (lambda g: "{}", "missing required fields: artist, song, duration, ts, sessionId"),
         (lambda g: json.dumps({**g, "level": "gold"}), "value not allowed: level=gold"),
         (lambda g: None, "empty Kafka value"),
         # event times outside the window: each would overflow a timestamp or land where no
         # interval loads it
         (lambda g: json.dumps({**g, "ts": 2**63 - 1}), f"{OUT_OF_RANGE}ts=9223372036854775807"),
-        (lambda g: json.dumps({**g, "registration": 2**63 - 1}),
-         f"{OUT_OF_RANGE}registration=9223372036854775807"),
+        (
+            lambda g: json.dumps({**g, "registration": 2**63 - 1}),
+            f"{OUT_OF_RANGE}registration=9223372036854775807",
+        ),
         (lambda g: json.dumps({**g, "ts": g["ts"] // 1000}), f"{OUT_OF_RANGE}ts="),  # seconds
         (lambda g: json.dumps({**g, "ts": -1}), f"{OUT_OF_RANGE}ts=-1"),
         (lambda g: json.dumps({**g, "registration": -1}), f"{OUT_OF_RANGE}registration=-1"),
         (lambda g: json.dumps({**g, "ts": 4102444800000}), f"{OUT_OF_RANGE}ts=4102444800000"),
         (lambda g: json.dumps({**g, "ts": KAFKA_MS + 24 * 3_600_000 + 1}), f"{OUT_OF_RANGE}ts="),
-        (lambda g: json.dumps({**g, "userId": None}),
-         "missing userId of an identified user (Logged In)"),
-        (lambda g: json.dumps({**g, "userId": ""}),
-         "missing userId of an identified user (Logged In)"),
+        (
+            lambda g: json.dumps({**g, "userId": None}),
+            "missing userId of an identified user (Logged In)",
+        ),
+        (
+            lambda g: json.dumps({**g, "userId": ""}),
+            "missing userId of an identified user (Logged In)",
+        ),
         (lambda g: json.dumps({**g, "userId": "u-17"}), "wrong type: userId (expected long)"),
-        (lambda g: json.dumps({**g, "userId": "99999999999999999999"}),
-         "wrong type: userId (expected long)"),
+        (
+            lambda g: json.dumps({**g, "userId": "99999999999999999999"}),
+            "wrong type: userId (expected long)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_malformed_records_are_quarantined_with_their_error(spark, good, mutate, error) -> None:
     value = mutate(good)
-    valid, rejected = split(parse(kafka_rows(spark, "listen_events", [json.dumps(good), value]),
-                                  "listen_events"), "listen_events")  # fmt: skip
+    valid, rejected = split(
+        parse(kafka_rows(spark, "listen_events", [json.dumps(good), value]), "listen_events"),
+        "listen_events",
+    )
     assert valid.count() == 1
     assert rejected.columns == list(QUARANTINE_COLUMNS)
     row = rejected.collect()[0]
@@ -152,8 +174,9 @@ def test_event_times_at_the_window_edges_are_kept_and_a_poison_one_is_quarantine
     edges = [EARLIEST_MS, KAFKA_MS + 24 * 3_600_000]
     values = [json.dumps({**good, "ts": ts, "itemInSession": i}) for i, ts in enumerate(edges)]
     values.append(json.dumps({**good, "ts": 2**63 - 1}))
-    valid, rejected = split(parse(kafka_rows(spark, "listen_events", values), "listen_events"),
-                            "listen_events")  # fmt: skip
+    valid, rejected = split(
+        parse(kafka_rows(spark, "listen_events", values), "listen_events"), "listen_events"
+    )
     rows = valid.collect()  # every column computed, the timestamps among them
     assert sorted(int(r.ts.replace(tzinfo=UTC).timestamp() * 1000) for r in rows) == edges
     assert [r.raw_value for r in rejected.collect()] == [values[-1].encode()]
@@ -178,8 +201,9 @@ def test_the_window_comes_from_the_settings(spark, good) -> None:
 def test_a_user_id_written_as_a_string_of_digits_is_the_number(spark, good, sample_events) -> None:
     guest = _first(sample_events, "page_view_events", auth="Guest")
     values = [json.dumps({**good, "userId": str(good["userId"])}), json.dumps(good)]
-    valid, rejected = split(parse(kafka_rows(spark, "listen_events", values), "listen_events"),
-                            "listen_events")  # fmt: skip
+    valid, rejected = split(
+        parse(kafka_rows(spark, "listen_events", values), "listen_events"), "listen_events"
+    )
     assert rejected.count() == 0
     assert [r.user_id for r in valid.collect()] == [good["userId"]] * 2
     # an empty string is no id: a guest's page view stays a guest's
@@ -196,14 +220,24 @@ def test_fields_beyond_the_model_are_kept_as_sent(spark, good) -> None:
         json.dumps({**good, "tag": "run-7"}) + "\n",
         json.dumps({**good, "tag": "run-7", "shard": 3, "meta": {"a": [1, "x"]}, "s": "3"}),
         json.dumps(good),
-        json.dumps({**good, "userId": None, "auth": "Logged Out",
-                    "firstName": None, "lastName": None, "gender": None, "registration": None}),
+        json.dumps(
+            {
+                **good,
+                "userId": None,
+                "auth": "Logged Out",
+                "firstName": None,
+                "lastName": None,
+                "gender": None,
+                "registration": None,
+            }
+        ),
         # colons inside values, and JSON written with spaces around them
         json.dumps({**good, "userAgent": "Mozilla/5.0 (rv:133.0) Gecko"}),
         json.dumps({**good, "x:y": "a:b"}, separators=(" , ", " : ")),
-    ]  # fmt: skip
-    valid, rejected = split(parse(kafka_rows(spark, "listen_events", values), "listen_events"),
-                            "listen_events")  # fmt: skip
+    ]
+    valid, rejected = split(
+        parse(kafka_rows(spark, "listen_events", values), "listen_events"), "listen_events"
+    )
     assert rejected.count() == 0
     rows = valid.orderBy("kafka_offset").collect()
     assert [(r.tag, r.extra_fields) for r in rows] == [

@@ -53,8 +53,9 @@ right.subheader("Conversions and churn per day")
 changes = pd.DataFrame(data.conversions).merge(
     pd.DataFrame(data.churn), left_on="change_date", right_on="churn_date", how="outer"
 )
-right.dataframe(changes[["change_date", "upgrades", "downgrades", "churned_users"]],
-                hide_index=True)  # fmt: skip
+right.dataframe(
+    changes[["change_date", "upgrades", "downgrades", "churned_users"]], hide_index=True
+)
 
 st.subheader("Streams by state")
 states = pd.DataFrame(
@@ -66,14 +67,14 @@ for row in data.streams_by_state:
 tiles = alt.Chart(states.reset_index())
 st.altair_chart(
     tiles.mark_rect(cornerRadius=4).encode(
-        x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None),
+        x=alt.X("col:O", axis=None),
+        y=alt.Y("row:O", axis=None),
         color=alt.Color("streams:Q", scale=alt.Scale(scheme="greens")),
         tooltip=["state", "streams"],
-    ) + tiles.mark_text(fontSize=11).encode(
-        x="col:O", y="row:O", text="state"
-    ),
+    )
+    + tiles.mark_text(fontSize=11).encode(x="col:O", y="row:O", text="state"),
     use_container_width=True,
-)  # fmt: skip
+)
 
 left, right = st.columns(2)
 left.subheader("Average session length (minutes)")

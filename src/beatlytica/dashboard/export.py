@@ -51,39 +51,100 @@ def render_html(data: DashboardData, title: str = "Beatlytica") -> str:
     )
     sessions = data.session_length
     panels = [
-        _section("Streams per day", charts.line_chart(
-            days, [r["streams"] for r in data.daily_streams], "streams per day"), "daily-streams"),
-        _section("Streams per hour", charts.line_chart(
-            [str(r["stream_hour"])[:13] for r in data.hourly_streams],
-            [r["streams"] for r in data.hourly_streams], "streams per hour"), "hourly-streams"),
-        _section(f"Top songs, {data.top_day}", charts.bar_chart(
-            [f"{r['song_title']} — {r['artist_name']}" for r in data.top_songs],
-            [r["streams"] for r in data.top_songs], "top songs"), "top-songs"),
-        _section(f"Top artists, {data.top_day}", charts.bar_chart(
-            [r["artist_name"] for r in data.top_artists],
-            [r["streams"] for r in data.top_artists], "top artists"), "top-artists"),
-        _section("Daily active users", charts.line_chart(
-            [str(r["activity_date"]) for r in data.active_users_daily], dau,
-            "daily active users") + _table(data.active_users_monthly,
-                                            ["activity_month", "active_users"]), "active-users"),
-        _section("Free to paid conversions, downgrades and churn per day", _table(
-            [{"day": c["change_date"], "upgrades": c["upgrades"], "downgrades": c["downgrades"]}
-             for c in data.conversions], ["day", "upgrades", "downgrades"])
-            + _table([{"day": c["churn_date"], "churned users": c["churned_users"]}
-                      for c in data.churn], ["day", "churned users"]), "conversions"),
-        _section("Streams by state", charts.tile_map(
-            {r["state"]: r["streams"] for r in data.streams_by_state}, "streams by state"),
-            "states"),
-        _section("Average session length (minutes)", charts.line_chart(
-            [str(r["session_date"]) for r in sessions],
-            [round(float(r["avg_session_length_min"]), 1) for r in sessions],
-            "average session length"), "sessions"),
-        _section("Level split by gender", _table(
-            [{**r, "share": f"{float(r['share_of_gender']):.1%}"} for r in data.level_by_gender],
-            ["gender", "level", "users", "share"]), "gender"),
-        _section("Data quality: what staging repaired and let through", _table(
-            data.data_quality, ["topic", *DATA_QUALITY_COLUMNS]), "data-quality"),
-    ]  # fmt: skip
+        _section(
+            "Streams per day",
+            charts.line_chart(days, [r["streams"] for r in data.daily_streams], "streams per day"),
+            "daily-streams",
+        ),
+        _section(
+            "Streams per hour",
+            charts.line_chart(
+                [str(r["stream_hour"])[:13] for r in data.hourly_streams],
+                [r["streams"] for r in data.hourly_streams],
+                "streams per hour",
+            ),
+            "hourly-streams",
+        ),
+        _section(
+            f"Top songs, {data.top_day}",
+            charts.bar_chart(
+                [f"{r['song_title']} — {r['artist_name']}" for r in data.top_songs],
+                [r["streams"] for r in data.top_songs],
+                "top songs",
+            ),
+            "top-songs",
+        ),
+        _section(
+            f"Top artists, {data.top_day}",
+            charts.bar_chart(
+                [r["artist_name"] for r in data.top_artists],
+                [r["streams"] for r in data.top_artists],
+                "top artists",
+            ),
+            "top-artists",
+        ),
+        _section(
+            "Daily active users",
+            charts.line_chart(
+                [str(r["activity_date"]) for r in data.active_users_daily],
+                dau,
+                "daily active users",
+            )
+            + _table(data.active_users_monthly, ["activity_month", "active_users"]),
+            "active-users",
+        ),
+        _section(
+            "Free to paid conversions, downgrades and churn per day",
+            _table(
+                [
+                    {
+                        "day": c["change_date"],
+                        "upgrades": c["upgrades"],
+                        "downgrades": c["downgrades"],
+                    }
+                    for c in data.conversions
+                ],
+                ["day", "upgrades", "downgrades"],
+            )
+            + _table(
+                [{"day": c["churn_date"], "churned users": c["churned_users"]} for c in data.churn],
+                ["day", "churned users"],
+            ),
+            "conversions",
+        ),
+        _section(
+            "Streams by state",
+            charts.tile_map(
+                {r["state"]: r["streams"] for r in data.streams_by_state}, "streams by state"
+            ),
+            "states",
+        ),
+        _section(
+            "Average session length (minutes)",
+            charts.line_chart(
+                [str(r["session_date"]) for r in sessions],
+                [round(float(r["avg_session_length_min"]), 1) for r in sessions],
+                "average session length",
+            ),
+            "sessions",
+        ),
+        _section(
+            "Level split by gender",
+            _table(
+                [
+                    {**r, "share": f"{float(r['share_of_gender']):.1%}"}
+                    for r in data.level_by_gender
+                ],
+                ["gender", "level", "users", "share"],
+            ),
+            "gender",
+        ),
+        _section(
+            "Data quality: what staging repaired and let through",
+            _table(data.data_quality, ["topic", *DATA_QUALITY_COLUMNS]),
+            "data-quality",
+        ),
+    ]
     period = f"{days[0]} to {days[-1]}" if days else "no data yet"
     return (
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}"

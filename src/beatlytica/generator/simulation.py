@@ -41,9 +41,31 @@ INSTANCE_ID_BLOCK = 1 << 32
 
 # activity by UTC hour of day and by weekday (Monday first); each averages to 1
 _HOURLY = (
-    0.45, 0.30, 0.22, 0.18, 0.18, 0.25, 0.45, 0.75, 0.95, 1.05, 1.10, 1.15,
-    1.20, 1.20, 1.15, 1.15, 1.20, 1.35, 1.50, 1.60, 1.60, 1.45, 1.15, 0.80,
-)  # fmt: skip
+    0.45,
+    0.30,
+    0.22,
+    0.18,
+    0.18,
+    0.25,
+    0.45,
+    0.75,
+    0.95,
+    1.05,
+    1.10,
+    1.15,
+    1.20,
+    1.20,
+    1.15,
+    1.15,
+    1.20,
+    1.35,
+    1.50,
+    1.60,
+    1.60,
+    1.45,
+    1.15,
+    0.80,
+)
 HOURLY_ACTIVITY = tuple(h * 24 / sum(_HOURLY) for h in _HOURLY)
 _WEEKLY = (1.04, 1.03, 1.04, 1.05, 1.08, 0.90, 0.86)
 WEEKLY_ACTIVITY = tuple(d * 7 / sum(_WEEKLY) for d in _WEEKLY)

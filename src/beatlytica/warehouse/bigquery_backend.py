@@ -100,9 +100,12 @@ class BigQueryWarehouse:
             create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
             hive_partitioning=hive,
             # the schema of the lake files; the partition columns come from the folder names
-            schema=[f for f in bigquery_schema(topic)
-                    if f.name not in ("event_date", "event_hour", LOADED_AT.column)],
-        )  # fmt: skip
+            schema=[
+                f
+                for f in bigquery_schema(topic)
+                if f.name not in ("event_date", "event_hour", LOADED_AT.column)
+            ],
+        )
 
     def replace_sql(self, topic: str, start: datetime, end: datetime) -> str:
         columns = ", ".join(f.name for f in bigquery_schema(topic) if f.name != LOADED_AT.column)

@@ -77,8 +77,9 @@ def lake_view_sql(topic: str, paths: list[str], stored: set[str] | None = None) 
         f"cast({c if stored is None or c in stored or c in partitions_ else 'null'} as {t}) as {c}"
         for c, t in lake_columns.items()
     )
-    partitions = ", ".join(f"{_literal(f.column)}: {_literal(lake_columns[f.column])}"
-                           for f in LAKE_PARTITION_FIELDS)  # fmt: skip
+    partitions = ", ".join(
+        f"{_literal(f.column)}: {_literal(lake_columns[f.column])}" for f in LAKE_PARTITION_FIELDS
+    )
     files = ", ".join(_literal(p) for p in paths)
     return (
         f"create or replace temp view batch as\nselect\n  {select}\n"
