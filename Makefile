@@ -19,7 +19,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export SPARK_LOCAL_IP := 127.0.0.1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup jars tools chromium demo test lint unit integration kafka-up kafka-down clean
+.PHONY: help setup jars tools chromium demo test lint lint-python lint-sql unit integration kafka-up kafka-down clean
 
 print-%: # the value of a variable, for the tests: make -s print-VARIABLE
 	@echo '$($*)'
@@ -93,10 +93,17 @@ else
 	@echo "make test: the cluster tests (tests/cluster) run in CI and with 'make cluster-test' (root, the local cluster)"
 endif
 
-lint: setup ## ruff, and mypy (strict) on src/
+lint: lint-python lint-sql ## every linter (pre-commit runs the same two targets)
+
+lint-python: $(VENV)/.synced ## ruff (lint and format) and mypy (strict) on src/
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+lint-sql: $(VENV)/.synced ## sqlfluff on the dbt project (dbt templater, dbt/.sqlfluff)
+	@mkdir -p .cache
+	cd dbt && BEATLYTICA_DUCKDB_PATH=$(CURDIR)/.cache/sqlfluff.duckdb \
+		$(CURDIR)/$(BIN)/sqlfluff lint --nocolor models tests/*.sql
 
 unit: setup ## the tests that need no server
 	$(BIN)/pytest tests/unit

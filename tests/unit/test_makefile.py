@@ -29,3 +29,20 @@ def test_the_cluster_targets_go_through_the_local_cluster_scripts() -> None:
     test = plan("cluster-test")
     assert "k8s/local/images.sh project" in test and "k8s/local/deploy.sh" in test
     assert "pytest tests/cluster tests/e2e" in test
+
+
+def test_lint_runs_every_linter_and_pre_commit_runs_the_same_targets() -> None:
+    import yaml
+
+    lint = plan("lint")
+    for linter in ("ruff check .", "ruff format --check .", "bin/mypy", "sqlfluff lint"):
+        assert linter in lint, linter
+    assert "apt-get" not in lint and "helm" not in lint  # the venv is all it needs
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    hooks = [hook for repo in config["repos"] for hook in repo["hooks"]]
+    assert all(repo["repo"] == "local" for repo in config["repos"])  # nothing fetched
+    targets = [hook["entry"].split()[-1] for hook in hooks]
+    assert targets == ["lint-python", "lint-sql"]
+    assert {line for target in targets for line in plan(target).splitlines()} == set(
+        lint.splitlines()
+    )

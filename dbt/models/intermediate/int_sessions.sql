@@ -78,8 +78,9 @@ sessions as (
         cast(session_activity.session_start_ts as date) as session_date,
 
         -- measures
-        {{ dbt.datediff('session_activity.session_start_ts', 'session_activity.session_end_ts', 'second') }}
-            as session_length_s,
+        {{ dbt.datediff(
+            'session_activity.session_start_ts', 'session_activity.session_end_ts', 'second'
+        ) }} as session_length_s,
         session_activity.page_views,
         session_activity.songs_played,
         session_activity.listening_s,

@@ -40,26 +40,26 @@ status_change_events as (
 {%- set topics = ['listen_events', 'page_view_events', 'auth_events', 'status_change_events'] %}
 
 checked as (
-{% for topic in topics %}
-    select
-        event_date,
-        '{{ topic }}' as topic,
-        {% if topic in ('listen_events', 'page_view_events') -%}
-        is_artist_repaired,
-        is_song_repaired,
-        {%- else -%}
-        false as is_artist_repaired,
-        false as is_song_repaired,
-        {%- endif %}
-        is_name_repaired,
-        is_location_repaired,
-        is_user_agent_unquoted,
-        coalesce(registration > event_ts, false) as is_registration_after_event
-    from {{ topic }}
-{% if not loop.last %}
-    union all
-{% endif %}
-{%- endfor %}
+    {% for topic in topics %}
+        select
+            event_date,
+            '{{ topic }}' as topic,
+            {% if topic in ('listen_events', 'page_view_events') -%}
+                is_artist_repaired,
+                is_song_repaired,
+            {%- else -%}
+                false as is_artist_repaired,
+                false as is_song_repaired,
+            {%- endif %}
+            is_name_repaired,
+            is_location_repaired,
+            is_user_agent_unquoted,
+            coalesce(registration > event_ts, false) as is_registration_after_event
+        from {{ topic }}
+        {% if not loop.last %}
+            union all
+        {% endif %}
+    {%- endfor %}
 ),
 
 daily as (

@@ -31,7 +31,7 @@ ranked as (
         artist_days.event_date as stream_date,
         row_number() over (
             partition by artist_days.event_date
-            order by artist_days.streams desc, artists.artist_name
+            order by artist_days.streams desc, artists.artist_name asc
         ) as artist_rank,
         artist_days.artist_key,
         artists.artist_name,

@@ -30,7 +30,7 @@ ranked as (
         song_days.event_date as stream_date,
         row_number() over (
             partition by song_days.event_date
-            order by song_days.streams desc, songs.artist_name, songs.song_title
+            order by song_days.streams desc, songs.artist_name asc, songs.song_title asc
         ) as song_rank,
         song_days.song_key,
         songs.song_title,

@@ -14,11 +14,19 @@ page_view_events as (
 
 played_songs as (
 
-    select artist_name, song_title, duration_s from listen_events
+    select
+        artist_name,
+        song_title,
+        duration_s
+    from listen_events
     union all
     -- a NextSong page view names the same song as its listen; a page view whose listen is
     -- missing still finds its song
-    select artist_name, song_title, duration_s from page_view_events
+    select
+        artist_name,
+        song_title,
+        duration_s
+    from page_view_events
     where page = 'NextSong' and song_title is not null
 
 ),

@@ -27,7 +27,9 @@ page_views as (
         coalesce(users.user_key, {{ beatlytica.unknown_key() }}) as user_key,
         case
             when page_view_events.song_title is null then {{ beatlytica.unknown_key() }}
-            else {{ beatlytica.song_key('page_view_events.artist_name', 'page_view_events.song_title') }}
+            else {{ beatlytica.song_key(
+                'page_view_events.artist_name', 'page_view_events.song_title'
+            ) }}
         end as song_key,
         case
             when page_view_events.artist_name is null then {{ beatlytica.unknown_key() }}

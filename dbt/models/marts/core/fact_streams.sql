@@ -1,4 +1,6 @@
-{{ config(**beatlytica.incremental_by_day('event_date', cluster_by=['song_key', 'artist_key', 'user_key'])) }}
+{{ config(**beatlytica.incremental_by_day(
+    'event_date', cluster_by=['song_key', 'artist_key', 'user_key']
+)) }}
 
 {#-
   One row per song played. Incremental by UTC day: a run with the vars data_interval_start /
@@ -27,7 +29,8 @@ streams as (
         -- ids
         listen_events.event_id as stream_key,
         coalesce(users.user_key, {{ beatlytica.unknown_key() }}) as user_key,
-        {{ beatlytica.song_key('listen_events.artist_name', 'listen_events.song_title') }} as song_key,
+        {{ beatlytica.song_key('listen_events.artist_name', 'listen_events.song_title') }}
+            as song_key,
         {{ beatlytica.artist_key('listen_events.artist_name') }} as artist_key,
         {{ beatlytica.location_key('listen_events') }} as location_key,
         {{ beatlytica.datetime_key('listen_events.event_ts') }} as datetime_key,
