@@ -156,6 +156,21 @@ def _cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_codegen(args: argparse.Namespace) -> int:
+    from beatlytica.codegen import stale, write
+
+    if args.check:
+        outdated = stale(args.root)
+        if outdated:
+            raise BeatlyticaError(
+                f"stale generated files: {', '.join(outdated)} (run `beatlytica codegen`)"
+            )
+        return 0
+    for path in write(args.root):
+        print(f"wrote {path}")
+    return 0
+
+
 # --- stream -------------------------------------------------------------------------------
 
 
@@ -441,6 +456,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="rewrite the table between the settings-table markers of FILE",
     )
     settings.set_defaults(handler=_cmd_settings)
+
+    codegen = sub.add_parser(
+        "codegen", help="rewrite the files derived from the event model (chart, dbt)"
+    )
+    codegen.add_argument(
+        "--root", type=Path, default=Path("."), help="repository root (default: here)"
+    )
+    codegen.add_argument("--check", action="store_true", help="fail if any is stale")
+    codegen.set_defaults(handler=_cmd_codegen)
     return parser
 
 

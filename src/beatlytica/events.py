@@ -62,6 +62,8 @@ class Topic:
     name: str
     description: str
     fields: tuple[Field, ...]
+    #: the dbt fact model holding this topic's events one for one (reconcile compares them)
+    fact_model: str | None = None
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -173,6 +175,7 @@ LISTEN_EVENTS = Topic(
     "listen_events",
     "One event per song played (the NextSong page).",
     (*_SONG_REQUIRED, *_common(_AUTH)),
+    fact_model="fact_streams",
 )
 PAGE_VIEW_EVENTS = Topic(
     "page_view_events",
@@ -186,6 +189,7 @@ PAGE_VIEW_EVENTS = Topic(
         ),
         *_SONG_OPTIONAL,
     ),
+    fact_model="fact_page_views",
 )
 AUTH_EVENTS = Topic(
     "auth_events",

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from beatlytica.events import id_digest
+from beatlytica.events import TOPICS, id_digest
 from beatlytica.lake import committed_files, quarantine_uri, raw_table_uri
 from beatlytica.loader import interval_files
 from beatlytica.settings import Settings
@@ -20,8 +20,8 @@ from beatlytica.warehouse import Warehouse, connect
 
 log = logging.getLogger(__name__)
 
-#: the fact model each topic's events must reach one for one
-FACTS = {"listen_events": "fact_streams", "page_view_events": "fact_page_views"}
+#: the fact model each topic's events must reach one for one (from the event model)
+FACTS = {name: topic.fact_model for name, topic in TOPICS.items() if topic.fact_model}
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,12 @@ import pytest
 import sqlglot
 import yaml
 
+from beatlytica.events import TOPIC_NAMES
 from tests.helpers import ROOT
 
 DBT = Path(sys.executable).parent / "dbt"
 PROJECT = ROOT / "dbt"
-TOPICS = ("listen_events", "page_view_events", "auth_events", "status_change_events")
+TOPICS = TOPIC_NAMES
 
 #: DuckDB spellings that must never reach BigQuery SQL (sqlglot parses some of them anyway)
 DUCKDB_ONLY = {
@@ -45,16 +46,21 @@ def dbt_env(**overrides: str) -> dict[str, str]:
 
 
 def run_dbt(
-    *args: str, work: Path, env: dict[str, str], timeout: float = 300, check: bool = True
+    *args: str,
+    work: Path,
+    env: dict[str, str],
+    timeout: float = 300,
+    check: bool = True,
+    project: Path = PROJECT,
 ) -> subprocess.CompletedProcess[str]:
     """`dbt <args>` on the project, with target and logs in ``work`` (never in dbt/)."""
     command = [
         str(DBT),
         *args,
         "--project-dir",
-        str(PROJECT),
+        str(project),
         "--profiles-dir",
-        str(PROJECT),
+        str(project),
         "--target-path",
         str(work / "target"),
         "--log-path",
@@ -243,6 +249,11 @@ def test_sources_read_the_loaders_raw_dataset(bigquery: dict[str, Any]) -> None:
         s for s in bigquery["manifest"]["sources"].values() if s["package_name"] == "beatlytica"
     ]
     assert sorted(s["name"] for s in sources) == sorted(TOPICS)
+    # the union and the data-quality mart read every topic's staging model
+    for model in ("int_events_unioned", "mart_data_quality_daily"):
+        node = bigquery["manifest"]["nodes"][f"model.beatlytica.{model}"]
+        staging = {f"model.beatlytica.stg_{topic}" for topic in TOPICS}
+        assert staging <= set(node["depends_on"]["nodes"]), node["depends_on"]
     for source in sources:
         assert (source["database"], source["schema"]) == ("test-project", "raw")
         assert source["loaded_at_field"] == "loaded_at"

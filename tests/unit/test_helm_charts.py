@@ -569,6 +569,29 @@ def test_topics_are_the_event_topics(docs: list[dict[str, Any]]) -> None:
         assert int(topic["spec"]["config"]["retention.ms"]) > 0
 
 
+def test_an_environment_sets_only_what_differs_per_topic() -> None:
+    """GKE: every topic gets topicDefaults; the overrides change the named topics only."""
+    spec = {t["spec"]["topicName"]: t["spec"] for t in objects(rendered("gke"), "KafkaTopic")}
+    overrides = chart_values("gke")["kafka"]["topicOverrides"]
+    defaults = chart_values("gke")["kafka"]["topicDefaults"]
+    assert set(overrides) < set(spec)
+    for name, topic in spec.items():
+        expected = {**defaults, **overrides.get(name, {})}
+        assert (topic["partitions"], topic["replicas"], int(topic["config"]["retention.ms"])) == (
+            expected["partitions"],
+            expected["replicas"],
+            expected["retentionMs"],
+        )
+    assert spec["listen_events"]["partitions"] == 6 and spec["auth_events"]["partitions"] == 3
+
+
+def test_an_override_of_an_unknown_topic_fails_naming_it() -> None:
+    values = {"kafka": {"topicOverrides": {"listen_event": {"partitions": 2}}}}
+    message = re.escape("kafka.topicOverrides.listen_event: no such event topic")
+    with pytest.raises(RenderError, match=message):
+        render_chart(values)
+
+
 def test_kafka_is_kraft_with_node_pools_and_no_zookeeper(docs: list[dict[str, Any]]) -> None:
     kafka = one(docs, "Kafka", "beatlytica")
     assert kafka["apiVersion"] == "kafka.strimzi.io/v1"

@@ -149,9 +149,7 @@ capabilities:
   "BEATLYTICA_IMAGE_TAG" (toString $v.images.tag)
   "BEATLYTICA_SETTINGS_CONFIGMAP" $v.settings.configMapName
 -}}
-{{- $topics := list -}}
-{{- range $v.kafka.topics }}{{ $topics = append $topics .name }}{{ end -}}
-{{- $_ := set $s "BEATLYTICA_TOPICS" (join "," $topics) -}}
+{{- $_ := set $s "BEATLYTICA_TOPICS" (join "," (fromJsonArray (include "beatlytica.topicNames" .))) -}}
 {{- with $v.settings.streamMaxOffsetsPerTrigger }}{{ $_ := set $s "BEATLYTICA_STREAM_MAX_OFFSETS_PER_TRIGGER" (toString .) }}{{ end -}}
 {{- if $v.gcsEmulator.enabled }}{{ $_ := set $s "BEATLYTICA_GCS_ENDPOINT" (include "beatlytica.gcsEndpoint" .) }}{{ end -}}
 {{- if $v.gcp.project }}{{ $_ := set $s "BEATLYTICA_GCP_PROJECT" $v.gcp.project }}{{ end -}}
@@ -185,4 +183,10 @@ capabilities:
         cidr: 169.254.169.252/32
   ports:
     - {protocol: TCP, port: 988}
+{{- end -}}
+
+{{- /* The event topics as a JSON list, from files/topics.json (generated from the event model by
+       `beatlytica codegen`): fromJsonArray (include "beatlytica.topicNames" .) */ -}}
+{{- define "beatlytica.topicNames" -}}
+{{- (.Files.Get "files/topics.json" | fromJson).topics | toJson -}}
 {{- end -}}

@@ -1,33 +1,17 @@
 with
 
-listen_events as (
+{#- one import CTE per event topic (beatlytica.lake_topics(), from the event model) #}
+{%- for topic in beatlytica.lake_topics() %}
 
-    select * from {{ ref('stg_listen_events') }}
+{{ topic }} as (
 
-),
-
-page_view_events as (
-
-    select * from {{ ref('stg_page_view_events') }}
+    select * from {{ ref('stg_' ~ topic) }}
 
 ),
-
-auth_events as (
-
-    select * from {{ ref('stg_auth_events') }}
-
-),
-
-status_change_events as (
-
-    select * from {{ ref('stg_status_change_events') }}
-
-),
-
-{%- set topics = ['listen_events', 'page_view_events', 'auth_events', 'status_change_events'] %}
+{%- endfor %}
 
 unioned as (
-    {% for topic in topics %}
+    {% for topic in beatlytica.lake_topics() %}
         select
             -- ids
             event_id,

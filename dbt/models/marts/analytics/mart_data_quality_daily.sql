@@ -9,38 +9,19 @@
 
 with
 
-listen_events as (
+{#- one import CTE per event topic (beatlytica.lake_topics(), from the event model) #}
+{%- for topic in beatlytica.lake_topics() %}
 
-    select * from {{ ref('stg_listen_events') }}
+{{ topic }} as (
+
+    select * from {{ ref('stg_' ~ topic) }}
     where {{ beatlytica.in_data_interval_days('event_date') }}
 
 ),
-
-page_view_events as (
-
-    select * from {{ ref('stg_page_view_events') }}
-    where {{ beatlytica.in_data_interval_days('event_date') }}
-
-),
-
-auth_events as (
-
-    select * from {{ ref('stg_auth_events') }}
-    where {{ beatlytica.in_data_interval_days('event_date') }}
-
-),
-
-status_change_events as (
-
-    select * from {{ ref('stg_status_change_events') }}
-    where {{ beatlytica.in_data_interval_days('event_date') }}
-
-),
-
-{%- set topics = ['listen_events', 'page_view_events', 'auth_events', 'status_change_events'] %}
+{%- endfor %}
 
 checked as (
-    {% for topic in topics %}
+    {% for topic in beatlytica.lake_topics() %}
         select
             event_date,
             '{{ topic }}' as topic,
