@@ -3,11 +3,11 @@ with
 {#- one import CTE per event topic (beatlytica.lake_topics(), from the event model) #}
 {%- for topic in beatlytica.lake_topics() %}
 
-{{ topic }} as (
+    {{ topic }} as (
 
-    select * from {{ ref('stg_' ~ topic) }}
+        select * from {{ ref('stg_' ~ topic) }}
 
-),
+    ),
 {%- endfor %}
 
 unioned as (

@@ -12,12 +12,12 @@ with
 {#- one import CTE per event topic (beatlytica.lake_topics(), from the event model) #}
 {%- for topic in beatlytica.lake_topics() %}
 
-{{ topic }} as (
+    {{ topic }} as (
 
-    select * from {{ ref('stg_' ~ topic) }}
-    where {{ beatlytica.in_data_interval_days('event_date') }}
+        select * from {{ ref('stg_' ~ topic) }}
+        where {{ beatlytica.in_data_interval_days('event_date') }}
 
-),
+    ),
 {%- endfor %}
 
 checked as (
