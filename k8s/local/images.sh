@@ -11,6 +11,7 @@
 #   images.sh import-project   the project's images and the Kafka broker's, the same way
 #   images.sh prune            drop project images of other tags and untagged leftovers, from
 #                              the engine and from containerd (both live in the cache)
+#   images.sh list             the project's images (skaffold.yaml's artifacts, their one home)
 #
 # The engine's data lives in the cache ($DOCKER_ROOT), so a second build reuses every layer.
 source "$(dirname "$0")/lib.sh"
@@ -18,7 +19,9 @@ source "$(dirname "$0")/lib.sh"
 STANDINS_DIR=$ROOT/images/standins
 # in build order: a stand-in may start FROM one built before it
 STANDINS=(python uv maven spark spark-operator airflow postgres fake-gcs-server)
-PROJECT_IMAGES=(producer spark loader dbt airflow dashboard)
+# the project's images are skaffold.yaml's artifacts, images/<name>/Dockerfile each
+mapfile -t PROJECT_IMAGES < <(sed -n 's|^ *- image: beatlytica/beatlytica-\([a-z0-9-]*\)$|\1|p' "$ROOT/skaffold.yaml")
+[ "${#PROJECT_IMAGES[@]}" -gt 0 ] || die "no beatlytica/beatlytica-<name> artifact in $ROOT/skaffold.yaml"
 # stand-ins the platform runs as they are: Airflow's Postgres and fake-gcs-server (the chart's
 # values name them), the Spark operator (its chart's default image)
 RUNTIME_STANDINS=(postgres fake-gcs-server spark-operator)
@@ -275,5 +278,6 @@ case "${1:-}" in
   import) shift; import "$@" ;;
   import-project) import_project ;;
   prune) docker_up; prune_engine; prune_containerd ;;
-  *) die "usage: images.sh docker-up|docker-down|infra|standins|project|import IMAGE...|import-project|prune" ;;
+  list) printf '%s\n' "${PROJECT_IMAGES[@]}" ;;
+  *) die "usage: images.sh docker-up|docker-down|infra|standins|project|import IMAGE...|import-project|prune|list" ;;
 esac

@@ -7,6 +7,7 @@ Docker engine: docs/deployment.md.)
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -353,3 +354,17 @@ def test_scripts_are_executable() -> None:
     assert script.stat().st_mode & 0o111
     assert script.read_text().startswith("#!/usr/bin/env bash\n")
     assert "set -euo pipefail" in script.read_text()
+
+
+def test_the_local_cluster_builds_skaffolds_artifacts() -> None:
+    """k8s/local/images.sh reads its image list from skaffold.yaml (the list's one home)."""
+    listed = subprocess.run(
+        ["bash", str(ROOT / "k8s/local/images.sh"), "list"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    images = [
+        a["image"].removeprefix("beatlytica/beatlytica-") for a in skaffold()["build"]["artifacts"]
+    ]
+    assert listed == images
