@@ -1,3 +1,6 @@
 """Beatlytica: the shared Python package of every stage."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+#: the project's version: pyproject.toml's, as installed (the venv and every image install it)
+__version__ = version("beatlytica")

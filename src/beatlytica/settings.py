@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from beatlytica import __version__
 from beatlytica.events import TOPIC_NAMES
 
 ENV_PREFIX = "BEATLYTICA_"
@@ -210,7 +211,11 @@ class Settings(LogSettings):
         description="Registry prefix of the images: `beatlytica` on kind (loaded images), "
         "`<region>-docker.pkg.dev/<project>/beatlytica` on GKE.",
     )
-    image_tag: str = Field("0.1.0", description="Tag of the loader and dbt images the pods run.")
+    image_tag: str = Field(
+        __version__,
+        description="Tag of the loader and dbt images the pods run (default: the "
+        "project's version).",
+    )
     settings_configmap: str = Field(
         "beatlytica-settings",
         description="ConfigMap holding these settings; every pod loads it as environment.",

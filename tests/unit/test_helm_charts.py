@@ -1851,3 +1851,27 @@ def test_no_zookeeper_and_no_bitnami() -> None:
 
 if __name__ == "__main__":
     update_schema_settings()
+
+
+def test_one_version_everywhere_helm_needs_a_literal() -> None:
+    """pyproject.toml's version is the project's; the Python package and the images' default tag
+    read it, and the places Helm needs as literals (Chart.yaml, the Airflow chart's image tags)
+    repeat it, checked here."""
+    import tomllib
+
+    import beatlytica
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert beatlytica.__version__ == version
+    assert Settings.model_fields["image_tag"].default == version
+    for chart in (CHART, CHART.parent / "platform"):
+        meta = load_yaml(chart / "Chart.yaml")
+        assert (meta["version"], meta["appVersion"]) == (version, version), chart.name
+    platform = load_yaml(CHART.parent / "platform" / "Chart.yaml")
+    (ours,) = [d for d in platform["dependencies"] if d["name"] == "beatlytica"]
+    assert ours["version"] == version
+    airflow = load_yaml(CHART.parent / "platform" / "values.yaml")["airflow"]
+    assert airflow["defaultAirflowTag"] == airflow["images"]["airflow"]["tag"] == version
+    assert load_yaml(CHART / "values.yaml")["images"]["tag"] == ""  # the appVersion
+    app = one(rendered(DEFAULTS), "SparkApplication", "beatlytica-stream")["spec"]
+    assert app["image"].endswith(f"/beatlytica-spark:{version}")

@@ -27,9 +27,14 @@ app.kubernetes.io/component: {{ .component }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{/* The tag of our images: images.tag, else the chart's appVersion (the project's version) */}}
+{{- define "beatlytica.imageTag" -}}
+{{- toString (.Values.images.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+
 {{/* An image of ours: <registry>/beatlytica-<name>:<tag> */}}
 {{- define "beatlytica.image" -}}
-{{- printf "%s/beatlytica-%s:%s" .ctx.Values.images.registry .name (toString .ctx.Values.images.tag) -}}
+{{- printf "%s/beatlytica-%s:%s" .ctx.Values.images.registry .name (include "beatlytica.imageTag" .ctx) -}}
 {{- end -}}
 
 {{- define "beatlytica.kafkaBootstrap" -}}
@@ -146,7 +151,7 @@ capabilities:
   "BEATLYTICA_JOBS_NAMESPACE" $v.jobs.namespace
   "BEATLYTICA_JOBS_SERVICE_ACCOUNT" $v.jobs.serviceAccount
   "BEATLYTICA_IMAGE_REGISTRY" $v.images.registry
-  "BEATLYTICA_IMAGE_TAG" (toString $v.images.tag)
+  "BEATLYTICA_IMAGE_TAG" (include "beatlytica.imageTag" .)
   "BEATLYTICA_SETTINGS_CONFIGMAP" $v.settings.configMapName
 -}}
 {{- $_ := set $s "BEATLYTICA_TOPICS" (join "," (fromJsonArray (include "beatlytica.topicNames" .))) -}}
