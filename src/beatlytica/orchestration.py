@@ -20,8 +20,8 @@ import os
 import signal
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator, BaseSensorOperator
@@ -42,92 +42,26 @@ INTERVAL_ARGS = [
 #: a partial `dbt build` runs the tests of its models and their ancestors only, not those
 #: of downstream models it did not build (dbt's default would run those against stale tables)
 DBT_TESTS_OF_SELECTION = ["--indirect-selection", "buildable"]
-#: the images' non-root user (images/*/Dockerfile)
-IMAGE_UID = 10001
-SCRATCH = "/tmp"
-
-
-@dataclass(frozen=True)
-class ImageProfile:
-    """What a pod of one image asks the cluster for."""
-
-    cpu_request: str
-    memory_request: str
-    memory_limit: str
-
-
-IMAGES: dict[str, ImageProfile] = {
-    # DuckDB's memory limit (BEATLYTICA_LOADER_MEMORY_LIMIT_MB, 1024 by default) plus the
-    # process around it: a load peaks about 200 MiB above the limit (docs/benchmarks.md)
-    "loader": ImageProfile(cpu_request="250m", memory_request="512Mi", memory_limit="1536Mi"),
-    "dbt": ImageProfile(cpu_request="500m", memory_request="1Gi", memory_limit="2Gi"),
-}
 
 
 def image_ref(settings: Settings, image: str) -> str:
     return f"{settings.image_registry}/beatlytica-{image}:{settings.image_tag}"
 
 
-def pod_labels(image: str) -> dict[str, str]:
-    return {
-        "app.kubernetes.io/name": f"beatlytica-{image}",
-        "app.kubernetes.io/component": image,
-        "app.kubernetes.io/part-of": "beatlytica",
-        "app.kubernetes.io/managed-by": "airflow",
-    }
+def pod_template_file(settings: Settings, image: str) -> Path:
+    """The pod of ``image``'s tasks: security context, user, volumes, labels, resources, the
+    settings as environment (the chart's ConfigMap beatlytica-pod-templates, its one home)."""
+    return settings.pod_template_dir / f"{image}.yaml"
 
 
 def _kubernetes_kwargs(settings: Settings, task_id: str, image: str) -> dict[str, Any]:
-    from kubernetes.client import models as k8s
-
-    profile = IMAGES[image]
-    volumes = [k8s.V1Volume(name="scratch", empty_dir=k8s.V1EmptyDirVolumeSource())]
-    mounts = [k8s.V1VolumeMount(name="scratch", mount_path=SCRATCH)]
-    if settings.warehouse_pvc and settings.warehouse == "duckdb":
-        # the DuckDB file lives on a volume all pod tasks share (kind)
-        volumes.append(
-            k8s.V1Volume(
-                name="warehouse",
-                persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
-                    claim_name=settings.warehouse_pvc
-                ),
-            )
-        )
-        mounts.append(
-            k8s.V1VolumeMount(name="warehouse", mount_path=str(settings.duckdb_file.parent))
-        )
+    """What a pod task adds to its image's pod template: the name, image, command, arguments
+    (the operator's), and how Airflow creates, follows and removes the pod."""
     return {
-        "namespace": settings.jobs_namespace,
+        "pod_template_file": str(pod_template_file(settings, image)),
         "name": f"beatlytica-{task_id.replace('_', '-')}",
         "image": image_ref(settings, image),
-        "image_pull_policy": "IfNotPresent",
         "cmds": ["beatlytica"],
-        "labels": pod_labels(image),
-        "service_account_name": settings.jobs_service_account,
-        "env_from": [
-            k8s.V1EnvFromSource(
-                config_map_ref=k8s.V1ConfigMapEnvSource(name=settings.settings_configmap)
-            )
-        ],
-        "env_vars": {"BEATLYTICA_HOME": f"{SCRATCH}/beatlytica", "BEATLYTICA_LOG_FORMAT": "json"},
-        "container_resources": k8s.V1ResourceRequirements(
-            requests={"cpu": profile.cpu_request, "memory": profile.memory_request},
-            limits={"memory": profile.memory_limit},
-        ),
-        "security_context": k8s.V1PodSecurityContext(
-            run_as_non_root=True,
-            run_as_user=IMAGE_UID,
-            run_as_group=IMAGE_UID,
-            fs_group=IMAGE_UID,
-            seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
-        ),
-        "container_security_context": k8s.V1SecurityContext(
-            allow_privilege_escalation=False,
-            read_only_root_filesystem=True,
-            capabilities=k8s.V1Capabilities(drop=["ALL"]),
-        ),
-        "volumes": volumes,
-        "volume_mounts": mounts,
         # in the cluster: the scheduler's ServiceAccount; outside it: a kubeconfig of its own
         "in_cluster": settings.kube_config_file is None,
         "config_file": str(settings.kube_config_file) if settings.kube_config_file else None,
@@ -191,9 +125,9 @@ def beatlytica_executable() -> str:
 
 def _operator(settings: Settings) -> tuple[type[BaseOperator], Any]:
     if settings.runtime == "kubernetes":
-        from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+        from beatlytica.pod_operator import BeatlyticaPodOperator
 
-        return KubernetesPodOperator, _kubernetes_kwargs
+        return BeatlyticaPodOperator, _kubernetes_kwargs
     return LocalPodOperator, lambda s, t, image: {"image": image}
 
 

@@ -167,11 +167,6 @@ class Settings(LogSettings):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="Schema (DuckDB) or dataset (BigQuery) of the loader's raw tables.",
     )
-    warehouse_pvc: str | None = Field(
-        None,
-        description="PersistentVolumeClaim holding the DuckDB warehouse on kind; pod tasks "
-        "mount it at the folder of BEATLYTICA_DUCKDB_PATH (unset on GKE: BigQuery).",
-    )
     duckdb_path: Path | None = Field(
         None, description="DuckDB database file (default: <home>/warehouse.duckdb)."
     )
@@ -200,11 +195,11 @@ class Settings(LogSettings):
         "2026-11-01T00:00:00",
         description="First data interval of the DAGs (UTC); earlier intervals are never run.",
     )
-    jobs_namespace: str = Field(
-        "beatlytica-jobs", description="Namespace where Airflow launches the loader and dbt pods."
-    )
-    jobs_service_account: str = Field(
-        "beatlytica-jobs", description="Service account of the loader and dbt pods."
+    pod_template_dir: Path = Field(
+        Path("/opt/beatlytica/pod-templates"),
+        description="Folder of the pod templates, `<image>.yaml` each: the whole pod of a pod "
+        "task but its image, command and arguments (the chart's ConfigMap "
+        "beatlytica-pod-templates, mounted into Airflow's scheduler).",
     )
     image_registry: str = Field(
         "beatlytica",
@@ -215,10 +210,6 @@ class Settings(LogSettings):
         __version__,
         description="Tag of the loader and dbt images the pods run (default: the "
         "project's version).",
-    )
-    settings_configmap: str = Field(
-        "beatlytica-settings",
-        description="ConfigMap holding these settings; every pod loads it as environment.",
     )
     dags_dir: Path = Field(
         Path("dags"), description="The DAG folder the local Airflow runs (`beatlytica dag-run`)."

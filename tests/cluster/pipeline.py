@@ -24,6 +24,17 @@ def settings() -> dict[str, str]:
     return get_json("configmap", "beatlytica-settings", namespace=NAMESPACE)["data"]
 
 
+def pod_templates(folder: Path) -> Path:
+    """The release's pod templates (ConfigMap beatlytica-pod-templates) as files in ``folder``:
+    what the platform chart mounts into Airflow's scheduler, for an Airflow outside the
+    cluster."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = get_json("configmap", "beatlytica-pod-templates", namespace=NAMESPACE)["data"]
+    for name, text in data.items():
+        (folder / name).write_text(text)
+    return folder
+
+
 def topics() -> list[str]:
     return settings()["BEATLYTICA_TOPICS"].split(",")
 
@@ -123,6 +134,7 @@ def airflow_environment(home: Path) -> dict[str, str]:
             "BEATLYTICA_HOME": str(home / "beatlytica"),
             "BEATLYTICA_DAGS_DIR": str(ROOT / "dags"),
             "BEATLYTICA_KUBE_CONFIG_FILE": str(kubeconfig),
+            "BEATLYTICA_POD_TEMPLATE_DIR": str(pod_templates(home / "pod-templates")),
             "BEATLYTICA_GCS_ENDPOINT": gcs_endpoint(),
             "BEATLYTICA_LOG_FORMAT": "json",
             "BEATLYTICA_TASK_RETRY_DELAY_SECONDS": "5",

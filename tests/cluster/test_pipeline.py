@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.cluster.pipeline import (
     APP,
@@ -204,19 +205,27 @@ def test_a_pod_task_killed_mid_run_is_retried_without_losing_or_doubling_rows(
             600,
             every=0.5,
         )
-        # the pod task as the factory made it: the loader image, the jobs ServiceAccount, the
-        # settings ConfigMap, the warehouse volume
+        # the pod task as the factory made it from the chart's loader pod template: the loader
+        # image, the jobs ServiceAccount without an API token, the settings ConfigMap, the
+        # template's resources, the warehouse volume
         spec = get_json("pod", victim, namespace=JOBS_NAMESPACE)["spec"]
         (container,) = spec["containers"]
+        template = yaml.safe_load(
+            get_json("configmap", "beatlytica-pod-templates", namespace=NAMESPACE)["data"][
+                "loader.yaml"
+            ]
+        )["spec"]
         assert container["image"] == f"beatlytica/beatlytica-loader:{TAG}"
-        assert spec["serviceAccountName"] == settings()["BEATLYTICA_JOBS_SERVICE_ACCOUNT"]
+        assert spec["serviceAccountName"] == template["serviceAccountName"] == "beatlytica-jobs"
+        assert spec["automountServiceAccountToken"] is False
         assert {"configMapRef": {"name": "beatlytica-settings"}} in container["envFrom"]
+        assert container["resources"] == template["containers"][0]["resources"]
         claims = [
             v["persistentVolumeClaim"]["claimName"]
             for v in spec["volumes"]
             if "persistentVolumeClaim" in v
         ]
-        assert claims == [settings()["BEATLYTICA_WAREHOUSE_PVC"]]
+        assert claims == ["beatlytica-warehouse"]
         ok("delete", "pod", victim, "--grace-period=0", "--force", namespace=JOBS_NAMESPACE)
     finally:
         thread.join(1800)

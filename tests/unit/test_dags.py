@@ -14,6 +14,10 @@ from kubernetes.client import ApiClient
 from beatlytica.events import TOPIC_NAMES
 from beatlytica.settings import get_settings
 from tests.helpers import KUBERNETES_VERSION, ROOT
+from tests.unit.test_helm_charts import CHART, load_yaml, write_pod_templates
+
+#: container resources per pod-task image, from the chart's values
+RESOURCES = load_yaml(CHART / "values.yaml")["jobs"]["resources"]
 
 DAGS = ROOT / "dags"
 #: GKE's regular channel at the time of writing
@@ -54,12 +58,15 @@ def local_bag(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
 
 @pytest.fixture
 def cluster_bag(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
+    """The DAGs as the GKE release's scheduler loads them: its settings, the chart's pod
+    templates mounted at BEATLYTICA_POD_TEMPLATE_DIR."""
     return load_dagbag(
         monkeypatch,
         tmp_path,
         BEATLYTICA_RUNTIME="kubernetes",
         BEATLYTICA_IMAGE_REGISTRY="europe-docker.pkg.dev/acme/beatlytica",
         BEATLYTICA_IMAGE_TAG="1.2.3",
+        BEATLYTICA_POD_TEMPLATE_DIR=str(write_pod_templates("gke", tmp_path / "templates")),
     )
 
 
@@ -170,9 +177,9 @@ def test_every_pod_is_a_valid_kubernetes_pod(cluster_bag: Any) -> None:
         assert pod["metadata"]["labels"]["app.kubernetes.io/part-of"] == "beatlytica"
         assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == image
         assert container["envFrom"] == [{"configMapRef": {"name": "beatlytica-settings"}}]
-        assert container["resources"]["requests"]["cpu"] in ("250m", "500m")
-        assert "memory" in container["resources"]["limits"]
+        assert container["resources"] == RESOURCES[image]  # the chart's values
         assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["automountServiceAccountToken"] is False
         assert container["securityContext"] == {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
@@ -215,8 +222,8 @@ def test_pod_tasks_mount_the_warehouse_volume_on_kind(
         monkeypatch,
         tmp_path,
         BEATLYTICA_RUNTIME="kubernetes",
-        BEATLYTICA_WAREHOUSE_PVC="beatlytica-warehouse",
         BEATLYTICA_DUCKDB_PATH="/var/lib/beatlytica/warehouse/warehouse.duckdb",
+        BEATLYTICA_POD_TEMPLATE_DIR=str(write_pod_templates("kind", tmp_path / "templates")),
     )
     for task in _pod_tasks(bag):
         pod = _render(task)
@@ -230,9 +237,25 @@ def test_pod_tasks_mount_the_warehouse_volume_on_kind(
         assert mounts["scratch"] == "/tmp"
 
 
-def test_no_warehouse_volume_without_the_setting(cluster_bag: Any) -> None:
+def test_no_warehouse_volume_on_gke(cluster_bag: Any) -> None:
     pod = _render(_pod_tasks(cluster_bag)[0])
     assert [v["name"] for v in pod["spec"]["volumes"]] == ["scratch"]
+
+
+def test_a_missing_pod_template_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from airflow.sdk.exceptions import AirflowException
+
+    bag = load_dagbag(
+        monkeypatch,
+        tmp_path,
+        BEATLYTICA_RUNTIME="kubernetes",
+        BEATLYTICA_POD_TEMPLATE_DIR=str(tmp_path / "nowhere"),
+    )
+    assert bag.import_errors == {}  # parsing needs no template: the DAG processor has none
+    with pytest.raises(AirflowException, match=r"no pod template .*/nowhere/loader\.yaml"):
+        _render(next(t for t in _pod_tasks(bag) if "loader" in t.image))
 
 
 def test_pod_tasks_use_the_schedulers_account_in_the_cluster(cluster_bag: Any) -> None:

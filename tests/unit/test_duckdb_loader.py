@@ -274,9 +274,9 @@ def test_the_memory_limit_setting_is_duckdbs(tmp_path: Path) -> None:
 
 
 def test_the_loader_pod_holds_duckdbs_memory_limit_and_the_process_around_it() -> None:
-    from beatlytica.orchestration import IMAGES
     from beatlytica.settings import Settings
+    from tests.unit.test_helm_charts import CHART, load_yaml
 
-    limit = IMAGES["loader"].memory_limit
+    limit = load_yaml(CHART / "values.yaml")["jobs"]["resources"]["loader"]["limits"]["memory"]
     assert limit.endswith("Mi")
     assert int(limit.removesuffix("Mi")) >= Settings().loader_memory_limit_mb + 384

@@ -10,7 +10,6 @@ charts' documented values. Nothing here needs a cluster or the network.
 
 from __future__ import annotations
 
-import ast
 import copy
 import functools
 import hashlib
@@ -497,7 +496,6 @@ def test_the_configmap_is_a_valid_settings_object(docs: list[dict[str, Any]]) ->
     assert settings.topics == TOPIC_NAMES
     assert settings.lake.startswith("gs://"), "the lake and the checkpoints live in a bucket"
     assert settings.kafka_security_protocol == "SASL_PLAINTEXT"
-    assert settings.settings_configmap == "beatlytica-settings"
     assert settings.stream_trigger == "30 seconds"
     assert not set(data) & PER_POD_SETTINGS
 
@@ -521,33 +519,82 @@ def test_gke_uses_bigquery_and_the_bucket() -> None:
     assert data["BEATLYTICA_WAREHOUSE"] == "bigquery"
     assert data["BEATLYTICA_GCP_PROJECT"] == "my-gcp-project"
     assert data["BEATLYTICA_LAKE_URI"] == "gs://my-gcp-project-beatlytica/lake"
-    assert not {
-        "BEATLYTICA_GCS_ENDPOINT",
-        "BEATLYTICA_DUCKDB_PATH",
-        "BEATLYTICA_WAREHOUSE_PVC",
-    } & set(data)
+    assert not {"BEATLYTICA_GCS_ENDPOINT", "BEATLYTICA_DUCKDB_PATH"} & set(data)
     deployments = {d["metadata"]["name"] for d in objects(docs, "Deployment")}
     assert deployments == {"beatlytica-dashboard"}, "no emulator on GKE"
     assert not objects(docs, "PersistentVolumeClaim"), "no DuckDB volume on GKE"
 
 
+def task_pod_templates(env: str) -> dict[str, dict[str, Any]]:
+    """The pod template of each pod-task image, as the chart renders them for ``env``."""
+    configmap = one(rendered(env), "ConfigMap", "beatlytica-pod-templates")
+    return {
+        key.removesuffix(".yaml"): yaml.safe_load(text) for key, text in configmap["data"].items()
+    }
+
+
+def write_pod_templates(env: str, folder: Path) -> Path:
+    """The chart's pod templates as files in ``folder`` (BEATLYTICA_POD_TEMPLATE_DIR)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    configmap = one(rendered(env), "ConfigMap", "beatlytica-pod-templates")
+    for key, text in configmap["data"].items():
+        (folder / key).write_text(text)
+    return folder
+
+
+def test_pod_templates_hold_the_pod_tasks_spec(any_env: str) -> None:
+    """One template per pod-task image: the jobs namespace and account, no API token, the
+    images' user, the settings, scratch space, the resources of the environment's values; with
+    the image the factory adds, a valid pod."""
+    values = merge(load_yaml(CHART / "values.yaml"), chart_values(any_env))
+    templates = task_pod_templates(any_env)
+    assert set(templates) == set(values["jobs"]["resources"]) == {"loader", "dbt"}
+    for image, pod in templates.items():
+        spec, (container,) = pod["spec"], pod["spec"]["containers"]
+        assert pod["metadata"]["namespace"] == values["jobs"]["namespace"]
+        assert pod["metadata"]["labels"]["app.kubernetes.io/component"] == image
+        assert spec["serviceAccountName"] == values["jobs"]["serviceAccount"]
+        assert spec["automountServiceAccountToken"] is False
+        assert spec["securityContext"]["runAsUser"] == values["images"]["uid"]
+        assert container["name"] == "base"  # the container KubernetesPodOperator merges into
+        assert "image" not in container and "command" not in container  # the factory's
+        assert container["envFrom"] == [{"configMapRef": {"name": "beatlytica-settings"}}]
+        assert container["resources"] == values["jobs"]["resources"][image]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts["scratch"] == "/tmp"
+        container["image"] = f"beatlytica/beatlytica-{image}:1"
+        kubernetes_validate.validate(pod, KUBE_VERSION, strict=True)
+
+
 def test_pod_tasks_mount_the_warehouse_pvc_around_the_duckdb_path() -> None:
-    """On kind the settings name the warehouse PVC (BEATLYTICA_WAREHOUSE_PVC), which the chart
-    creates in the jobs namespace where the pod tasks run, and BEATLYTICA_DUCKDB_PATH lies in the
-    folder the pod-task factory mounts it at (the directory of the DuckDB file)."""
+    """On kind the pod templates mount the warehouse PVC, which the chart creates in the jobs
+    namespace, at the folder of BEATLYTICA_DUCKDB_PATH; on GKE (BigQuery) there is none."""
     docs = rendered("kind")
     data = settings_configmaps(docs)[0]["data"]
     settings = Settings(**{k.removeprefix(ENV_PREFIX).lower(): v for k, v in data.items()})
     duckdb = merge(load_yaml(CHART / "values.yaml"), chart_values("kind"))["warehouse"]["duckdb"]
     pvc = one(docs, "PersistentVolumeClaim", duckdb["claimName"])
-    assert settings.warehouse_pvc == pvc["metadata"]["name"]
-    assert pvc["metadata"]["namespace"] == settings.jobs_namespace
-    assert settings.duckdb_file.parent == Path(duckdb["mountPath"])
     assert settings.duckdb_file.name == "warehouse.duckdb"
-    # the factory's side of the contract (read as text: importing it imports Airflow)
-    factory = (ROOT / "src" / "beatlytica" / "orchestration.py").read_text()
-    assert "claim_name=settings.warehouse_pvc" in factory
-    assert "mount_path=str(settings.duckdb_file.parent)" in factory
+    for pod in task_pod_templates("kind").values():
+        assert pvc["metadata"]["namespace"] == pod["metadata"]["namespace"]
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        assert volumes["warehouse"]["persistentVolumeClaim"] == {"claimName": duckdb["claimName"]}
+        mounts = {m["name"]: m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+        assert Path(mounts["warehouse"]) == settings.duckdb_file.parent
+    for pod in task_pod_templates("gke").values():
+        assert [v["name"] for v in pod["spec"]["volumes"]] == ["scratch"]
+
+
+def test_airflows_scheduler_mounts_the_pod_templates_where_the_settings_say(env: str) -> None:
+    values = merge(load_yaml(CHART / "values.yaml"), chart_values(env))["jobs"]["podTemplates"]
+    data = settings_configmaps(rendered(env))[0]["data"]
+    assert data["BEATLYTICA_POD_TEMPLATE_DIR"] == values["mountPath"]
+    scheduler = environment_values(env)["airflow"]["scheduler"]
+    (volume,) = [v for v in scheduler["extraVolumes"] if v["name"] == "pod-templates"]
+    assert volume["configMap"]["name"] == values["configMapName"]
+    (mount,) = [m for m in scheduler["extraVolumeMounts"] if m["name"] == "pod-templates"]
+    assert mount["mountPath"] == values["mountPath"] and mount["readOnly"] is True
 
 
 def test_the_emulator_is_the_version_the_tests_run() -> None:
@@ -1468,14 +1515,13 @@ def test_dashboard_reads_the_duckdb_warehouse_read_only_on_kind() -> None:
     settings = Settings(**{k.removeprefix(ENV_PREFIX).lower(): v for k, v in data.items()})
     pod = one(docs, "Deployment", "beatlytica-dashboard")["spec"]["template"]["spec"]
     (volume,) = [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
-    assert volume["persistentVolumeClaim"] == {
-        "claimName": settings.warehouse_pvc,
-        "readOnly": True,
-    }
+    claim_name = task_pod_templates("kind")["loader"]["spec"]["volumes"][1]
+    claim_name = claim_name["persistentVolumeClaim"]["claimName"]
+    assert volume["persistentVolumeClaim"] == {"claimName": claim_name, "readOnly": True}
     (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"]]
     assert mount["readOnly"] is True
     assert Path(mount["mountPath"]) == settings.duckdb_file.parent
-    claim = one(docs, "PersistentVolumeClaim", settings.warehouse_pvc)
+    claim = one(docs, "PersistentVolumeClaim", claim_name)
     deployment = one(docs, "Deployment", "beatlytica-dashboard")
     assert claim["metadata"]["namespace"] == deployment["metadata"]["namespace"]
     assert "read_only=True" in (ROOT / "src/beatlytica/dashboard/data.py").read_text()
@@ -1519,23 +1565,14 @@ def test_dashboard_network_policy_admits_its_port(any_env: str) -> None:
     assert (("TCP", 443) in egress_ports) == (values["warehouse"]["backend"] == "bigquery")
 
 
-def test_pod_task_policy_selects_the_factorys_pods_only() -> None:
-    """The pod tasks' egress policy selects the labels the pod-task factory puts on its pods, so
-    the dashboard in the same namespace gets only its own policy's flows."""
-    tree = ast.parse((ROOT / "src" / "beatlytica" / "orchestration.py").read_text())
-    function = next(
-        n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "pod_labels"
-    )
-    returned = next(n.value for n in ast.walk(function) if isinstance(n, ast.Return))
-    assert isinstance(returned, ast.Dict)
-    constant = {
-        k.value: v.value
-        for k, v in zip(returned.keys, returned.values, strict=True)
-        if isinstance(k, ast.Constant) and isinstance(v, ast.Constant)
-    }
+def test_pod_task_policy_selects_the_pod_tasks_only() -> None:
+    """The pod tasks' egress policy selects the labels of the pod templates, so the dashboard in
+    the same namespace gets only its own policy's flows."""
     for env in ENVIRONMENTS:
         selector = one(rendered(env), "NetworkPolicy", "beatlytica-pod-tasks")["spec"]
-        assert selector["podSelector"]["matchLabels"].items() <= constant.items()
+        for pod in task_pod_templates(env).values():
+            labels = pod["metadata"]["labels"]
+            assert selector["podSelector"]["matchLabels"].items() <= labels.items()
         dashboard = one(rendered(env), "Deployment", "beatlytica-dashboard")
         assert not selector["podSelector"]["matchLabels"].items() <= (
             dashboard["spec"]["template"]["metadata"]["labels"].items()
@@ -1785,11 +1822,19 @@ AIRFLOW_CHART_KEYS = {
         for component in ("scheduler", "triggerer", "apiServer", "dagProcessor")
         for key in ("serviceAccount.name", "serviceAccount.annotations", "resources")
     ),
+    "scheduler.extraVolumes",
+    "scheduler.extraVolumeMounts",
     "apiServer.service.type",
     "apiServer.service.ports",
 }
 #: keys whose value is free-form (a map or a list of the chart's choosing)
-AIRFLOW_FREE_FORM = ("serviceAccount.annotations", "resources", "service.ports")
+AIRFLOW_FREE_FORM = (
+    "serviceAccount.annotations",
+    "resources",
+    "service.ports",
+    "extraVolumes",
+    "extraVolumeMounts",
+)
 
 
 def test_airflow_values_are_documented_keys(env: str) -> None:

@@ -13,9 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.helpers import ROOT
-from tests.unit.test_helm_charts import environment_values, one, rendered, settings_configmaps
+from tests.unit.test_helm_charts import (
+    CHART,
+    environment_values,
+    load_yaml,
+    one,
+    rendered,
+    settings_configmaps,
+)
 
 IMAGES = ("producer", "spark", "loader", "dbt", "airflow", "dashboard")
 #: the pyproject extras each image installs from uv.lock (Spark brings pyspark itself)
@@ -182,26 +190,31 @@ def test_producer_default_command_is_the_realtime_kafka_generator() -> None:
 
 
 def test_pod_task_images_match_the_factory() -> None:
-    """The DAGs' factory (src/beatlytica/orchestration.py) runs `beatlytica` as user IMAGE_UID in
-    <registry>/beatlytica-<image>:<tag>; read as text, since importing it imports Airflow."""
+    """The DAGs' factory (src/beatlytica/orchestration.py) runs `beatlytica` in
+    <registry>/beatlytica-<image>:<tag> from the chart's pod template of that image, whose user
+    is the chart's images.uid, the image's USER; read as text, since importing it imports
+    Airflow."""
     source = (ROOT / "src" / "beatlytica" / "orchestration.py").read_text()
-    uid = re.search(r"^IMAGE_UID = (\d+)$", source, re.M)
-    assert uid
-    images = set(re.findall(r'^\s+"(\w+)": ImageProfile\(', source, re.M))
-    assert images and images <= set(IMAGES)
     assert 'f"{settings.image_registry}/beatlytica-{image}:{settings.image_tag}"' in source
+    assert '"cmds": ["beatlytica"]' in source
+    templates = one(rendered("kind"), "ConfigMap", "beatlytica-pod-templates")["data"]
+    images = {key.removesuffix(".yaml") for key in templates}
+    assert images and images <= set(IMAGES)
     for image in images:
-        final = parse(dockerfile(image))[-1]
-        assert final.all("USER")[-1] == uid.group(1), image
+        pod = yaml.safe_load(templates[f"{image}.yaml"])
+        user = str(pod["spec"]["securityContext"]["runAsUser"])
+        assert parse(dockerfile(image))[-1].all("USER")[-1] == user, image
 
 
 def test_chart_users_match_the_images() -> None:
     docs = rendered("kind")
+    uid = str(load_yaml(CHART / "values.yaml")["images"]["uid"])
+    for python_image in ("producer", "loader", "dbt", "dashboard"):
+        assert parse(dockerfile(python_image))[-1].all("USER")[-1] == uid, python_image
     producer = one(docs, "StatefulSet", "beatlytica-producer")["spec"]["template"]["spec"]
-    assert (
-        str(producer["securityContext"]["runAsUser"])
-        == parse(dockerfile("producer"))[-1].all("USER")[-1]
-    )
+    dashboard = one(docs, "Deployment", "beatlytica-dashboard")["spec"]["template"]["spec"]
+    assert str(producer["securityContext"]["runAsUser"]) == uid
+    assert str(dashboard["securityContext"]["runAsUser"]) == uid
     app = one(docs, "SparkApplication", "beatlytica-stream")["spec"]
     spark_user = parse(dockerfile("spark"))[-1].all("USER")[-1]
     assert str(app["driver"]["podSecurityContext"]["runAsUser"]) == spark_user

@@ -148,20 +148,17 @@ capabilities:
   "BEATLYTICA_DBT_PROJECT_DIR" "/opt/beatlytica/dbt"
   "BEATLYTICA_DAG_START_DATE" $v.settings.dagStartDate
   "BEATLYTICA_INTERVAL_MINUTES" (toString $v.settings.intervalMinutes)
-  "BEATLYTICA_JOBS_NAMESPACE" $v.jobs.namespace
-  "BEATLYTICA_JOBS_SERVICE_ACCOUNT" $v.jobs.serviceAccount
+  "BEATLYTICA_POD_TEMPLATE_DIR" $v.jobs.podTemplates.mountPath
   "BEATLYTICA_IMAGE_REGISTRY" $v.images.registry
   "BEATLYTICA_IMAGE_TAG" (include "beatlytica.imageTag" .)
-  "BEATLYTICA_SETTINGS_CONFIGMAP" $v.settings.configMapName
 -}}
 {{- $_ := set $s "BEATLYTICA_TOPICS" (join "," (fromJsonArray (include "beatlytica.topicNames" .))) -}}
 {{- with $v.settings.streamMaxOffsetsPerTrigger }}{{ $_ := set $s "BEATLYTICA_STREAM_MAX_OFFSETS_PER_TRIGGER" (toString .) }}{{ end -}}
 {{- if $v.gcsEmulator.enabled }}{{ $_ := set $s "BEATLYTICA_GCS_ENDPOINT" (include "beatlytica.gcsEndpoint" .) }}{{ end -}}
 {{- if $v.gcp.project }}{{ $_ := set $s "BEATLYTICA_GCP_PROJECT" $v.gcp.project }}{{ end -}}
 {{- if eq $v.warehouse.backend "duckdb" }}
-{{- /* pod tasks mount the PVC at the folder of BEATLYTICA_DUCKDB_PATH (orchestration.py) */ -}}
+{{- /* pod tasks mount the PVC at the folder of BEATLYTICA_DUCKDB_PATH (pod-templates.yaml) */ -}}
 {{- $_ := set $s "BEATLYTICA_DUCKDB_PATH" (printf "%s/warehouse.duckdb" (trimSuffix "/" $v.warehouse.duckdb.mountPath)) -}}
-{{- $_ := set $s "BEATLYTICA_WAREHOUSE_PVC" $v.warehouse.duckdb.claimName -}}
 {{- end -}}
 {{- range $key, $value := $v.settings.extra }}{{ $_ := set $s $key (toString $value) }}{{ end -}}
 {{- range $key, $value := $s }}
