@@ -157,7 +157,8 @@ endif
 
 # what `skaffold build` built, for `skaffold deploy` (the two halves of `skaffold run`)
 BUILD_OUTPUT = .cache/skaffold-build-$(PROFILE).json
-IMAGES := producer spark loader dbt airflow dashboard
+# the project's images: skaffold.yaml's artifacts (their one home, as for k8s/local/images.sh)
+IMAGES := $(shell sed -n 's|^ *- image: beatlytica/beatlytica-\([a-z0-9-]*\)$$|\1|p' skaffold.yaml)
 
 images: profile ## build every image (PROFILE=kind: loaded into the kind node, PROFILE=gke: pushed)
 	$(call require,docker skaffold)

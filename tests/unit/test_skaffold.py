@@ -190,8 +190,10 @@ def test_kind_loads_images_into_the_cluster() -> None:
     # every image goes into the node before the install (make images): skaffold loads only what
     # the release's manifests name, and Airflow and the Spark operator start the others later
     deploy_mk = (ROOT / "k8s" / "deploy.mk").read_text()
-    images = re.search(r"^IMAGES := (.+)$", deploy_mk, re.M)
-    assert images and images.group(1).split() == list(IMAGES)
+    images = subprocess.run(
+        ["make", "-s", "print-IMAGES"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert images == list(IMAGES)  # read from skaffold.yaml
     load = (
         "kind load docker-image --name $(KIND_CLUSTER) beatlytica/beatlytica-$$image:$(IMAGE_TAG)"
     )
