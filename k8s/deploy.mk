@@ -88,7 +88,9 @@ schemas: ## the pinned upstream CRDs and chart values, into .cache/shared/upstre
 		if [ -f "$$dest" ] && echo "$$sum  $$dest" | sha256sum --check --status; then continue; fi; \
 		mkdir -p "$$(dirname "$$dest")"; \
 		echo "downloading $$url"; \
-		curl --fail --silent --show-error --location --retry 3 --output "$$dest.part" "$$url"; \
+		curl --fail --silent --location --retry 3 --output "$$dest.part" "$$url" || { \
+			echo "make schemas: cannot download $$url: the tests need the pinned upstream CRDs and chart values (Strimzi $(STRIMZI_VERSION), Spark operator $(SPARK_OPERATOR_VERSION)); put them in ../shared/upstream/ or $(SCHEMAS_DIR)/upstream/, or set BEATLYTICA_SHARED_DIR to a folder holding upstream/" >&2; \
+			rm -f "$$dest.part"; exit 1; }; \
 		if ! echo "$$sum  $$dest.part" | sha256sum --check --status; then \
 			echo "make schemas: $$url is not the pinned file (sha256 $$sum expected, found $$(sha256sum < "$$dest.part" | cut -c1-64))" >&2; \
 			rm -f "$$dest.part"; exit 1; \

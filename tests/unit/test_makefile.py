@@ -46,3 +46,16 @@ def test_lint_runs_every_linter_and_pre_commit_runs_the_same_targets() -> None:
     assert {line for target in targets for line in plan(target).splitlines()} == set(
         lint.splitlines()
     )
+
+
+def test_tests_without_the_upstream_files_say_what_they_need_in_one_line(tmp_path) -> None:
+    """Where ../shared is missing, `make test` fetches the pinned upstream files; when that
+    fails (no internet), one line says what is missing and where to put it."""
+    urls = ["STRIMZI_URL=http://127.0.0.1:9/strimzi", "SPARK_OPERATOR_URL=http://127.0.0.1:9/spark"]
+    command = ["make", "-s", "schemas", f"SCHEMAS_DIR={tmp_path}", *urls]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("make: ")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith("make schemas: cannot download http://127.0.0.1:9/")
+    assert "put them in ../shared/upstream/" in errors[0] and "BEATLYTICA_SHARED_DIR" in errors[0]
