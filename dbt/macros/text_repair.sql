@@ -35,20 +35,30 @@
 {%- endmacro %}
 
 {% macro default__mojibake_repaired(expression) -%}
-    {#- DuckDB: each code point as a 2-digit hex byte, the bytes decoded as UTF-8. decode()
-        fails on anything but valid UTF-8 (truncated or overlong sequences, surrogates, code
-        points past U+10FFFF) and try() turns the failure into null; a strict decode returns
-        exactly the code points the bytes encode, so the round trip holds by construction. -#}
+    {#- DuckDB: the code points as bytes, decoded as UTF-8. With every code point below 256,
+        the value's UTF-8 is ASCII bytes and pairs C2 xx (U+0080-U+00BF: byte xx) or C3 xx
+        (U+00C0-U+00FF: byte xx + 0x40). A blob cast to text shows printable ASCII as itself
+        and every other byte (control characters and the backslash included) as a \xNN escape,
+        so each pair is an aligned escape pair that plain replacements turn into one escape,
+        with no per-character lambda. The new escapes are first written with chr(1), which
+        never appears in that text (it is shown escaped), so no replacement matches what an
+        earlier one wrote; the last one turns chr(1) into \x. decode() fails on anything but
+        valid UTF-8 (truncated or overlong sequences, surrogates, code points past U+10FFFF)
+        and try() turns the failure into null; a strict decode returns exactly the code points
+        the bytes encode, so the round trip holds by construction. Most values are ASCII: more
+        bytes than characters is checked first, the regex only then. -#}
     case
-        when regexp_full_match({{ expression }}, '[\x{00}-\x{ff}]*')
-            and regexp_matches({{ expression }}, '[\x{80}-\x{ff}]')
-            then try(decode(from_hex(array_to_string(
-                list_transform(
-                    regexp_extract_all({{ expression }}, '(?s).'),
-                    lambda code_point: lpad(to_hex(ord(code_point)), 2, '0')
-                ),
-                ''
-            ))))
+        when strlen({{ expression }}) > length({{ expression }})
+            and regexp_full_match({{ expression }}, '[\x{00}-\x{ff}]*')
+            then try(decode(cast(replace(
+                replace(replace(replace(replace(replace(
+                    cast(encode({{ expression }}) as {{ dbt.type_string() }}),
+                    '\xC2\x', chr(1)),
+                    '\xC3\x8', chr(1) || 'C'),
+                    '\xC3\x9', chr(1) || 'D'),
+                    '\xC3\xA', chr(1) || 'E'),
+                    '\xC3\xB', chr(1) || 'F'),
+                chr(1), '\x') as blob)))
     end
 {%- endmacro %}
 

@@ -178,6 +178,45 @@ def test_the_sql_macros_give_the_python_results_on_duckdb(duckdb_sql: str) -> No
     assert not different, "value, SQL, Python:\n" + "\n".join(map(repr, different))
 
 
+def random_values(count: int, seed: int = 13) -> list[str]:
+    """Seeded random strings of code points below 256, the only ones the repair rewrites: half
+    of them mojibake of random text (repaired), half arbitrary (invalid UTF-8 as bytes mostly),
+    both with the characters that a naive textual rewrite would confuse: lead bytes after
+    lead bytes (ÂÃ), a lead before what looks like a continuation (Ã\x91), control
+    characters, the backslash, escape-like text."""
+    import random
+
+    rng = random.Random(seed)
+    tricky = ["Â", "Ã", "\x91", "\xa9", "\\", "\\xC3", "\x01", "\x00", "x", " ", "©", "\x83"]
+    alphabet = [chr(c) for c in range(256)]
+    text = [*"aé£ÀÑÿ€🎵ñøß", "\u0100", "\u07ff", "\u0800"]
+    values = []
+    for i in range(count):
+        if i % 2:
+            meant = "".join(rng.choice(text) for _ in range(rng.randint(1, 6)))
+            values.append(meant.encode().decode("latin-1"))
+        else:
+            pool = tricky if rng.random() < 0.5 else alphabet
+            values.append("".join(rng.choice(pool) for _ in range(rng.randint(1, 8))))
+    return values
+
+
+def test_the_duckdb_macro_matches_the_reference_on_random_values(duckdb_sql: str) -> None:
+    values = random_values(4000)
+    with duckdb.connect() as con:
+        con.execute("create table text_repair_input (id integer, value varchar)")
+        con.executemany("insert into text_repair_input values (?, ?)", list(enumerate(values)))
+        rows = con.execute(f"{duckdb_sql} order by id").fetchall()
+    expected = python_results(values)
+    different = [
+        (values[got[0]], got[1:], want[1:])
+        for got, want in zip(rows, expected, strict=True)
+        if got != want
+    ]
+    assert not different, "value, SQL, Python:\n" + "\n".join(map(repr, different[:20]))
+    assert sum(want[2] for want in expected) >= 1500  # the repairs were exercised
+
+
 def test_the_bigquery_macros_are_valid_bigquery_sql(bigquery_sql: str) -> None:
     sqlglot.parse_one(bigquery_sql, read="bigquery")
     for function in ("to_code_points", "safe.code_points_to_bytes", "safe_convert_bytes_to_string"):

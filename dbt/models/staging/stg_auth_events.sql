@@ -1,15 +1,17 @@
+{{ config(**beatlytica.incremental_by_day('event_date')) }}
+
+{#-
+  A table, incremental by UTC day like the facts: deduplication and text repair run once per
+  event, not in every model and test that reads it. A run with the vars data_interval_start /
+  data_interval_end rebuilds the days the interval touches, one without them every day.
+-#}
+
 with
 
 source as (
 
     select * from {{ source('raw', 'auth_events') }}
-
-),
-
-deduplicated as (
-
-    -- the earliest Kafka record of an event wins, as in the loader
-    {{ beatlytica.first_kafka_record('source') }}
+    where {{ beatlytica.in_data_interval_days('event_date') }}
 
 ),
 
@@ -56,7 +58,7 @@ renamed as (
         kafka_timestamp as kafka_ts,
         loaded_at
 
-    from deduplicated
+    from source
 
 ),
 
