@@ -130,12 +130,15 @@ def test_python_comes_from_the_lock(image: str) -> None:
 def test_python_bases_are_the_projects_python() -> None:
     requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     assert ">=3.11,<3.12" in requires
+    pythons = set()
     for image in IMAGES:
         for stage in parse(dockerfile(image)):
             if stage.base.startswith("python:"):
                 assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", stage.base), stage.base
+                pythons.add(stage.base)
             if stage.base.startswith("apache/airflow:"):
                 assert stage.base.endswith("-python3.11"), stage.base
+    assert len(pythons) == 1, f"every image builds on the same Python: {sorted(pythons)}"
 
 
 @pytest.mark.parametrize("image", sorted(COMMANDS))
