@@ -107,7 +107,7 @@ guards_down() {
   local t
   for t in iptables ip6tables; do
     while $t -D FORWARD -j "$CHAIN" 2>/dev/null; do :; done
-    $t -F "$CHAIN" 2>/dev/null; $t -X "$CHAIN" 2>/dev/null
+    $t -F "$CHAIN" 2>/dev/null || true; $t -X "$CHAIN" 2>/dev/null || true
   done
   [ -f "$STATE/ip_forward.orig" ] && cat "$STATE/ip_forward.orig" >/proc/sys/net/ipv4/ip_forward
   return 0
@@ -261,12 +261,14 @@ cmd_down() {
   [ -x "$K8S_BIN/kube-proxy" ] && "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1
   local t tb
   for t in iptables ip6tables; do
-    $t -D INPUT -j KUBE-FIREWALL 2>/dev/null; $t -D OUTPUT -j KUBE-FIREWALL 2>/dev/null
-    $t -F KUBE-FIREWALL 2>/dev/null; $t -X KUBE-FIREWALL 2>/dev/null
+    # each may be absent (a cluster that never started): not an error
+    $t -D INPUT -j KUBE-FIREWALL 2>/dev/null || true; $t -D OUTPUT -j KUBE-FIREWALL 2>/dev/null || true
+    $t -F KUBE-FIREWALL 2>/dev/null || true; $t -X KUBE-FIREWALL 2>/dev/null || true
     for tb in filter nat mangle; do
-      $t -t "$tb" -F KUBE-KUBELET-CANARY 2>/dev/null; $t -t "$tb" -X KUBE-KUBELET-CANARY 2>/dev/null
+      $t -t "$tb" -F KUBE-KUBELET-CANARY 2>/dev/null || true
+      $t -t "$tb" -X KUBE-KUBELET-CANARY 2>/dev/null || true
     done
-    $t -t mangle -X KUBE-IPTABLES-HINT 2>/dev/null
+    $t -t mangle -X KUBE-IPTABLES-HINT 2>/dev/null || true
   done
   grep -o " $STATE/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   grep -o " /run/netns/cni-[^ ]*" /proc/mounts | xargs -r -n1 umount -l 2>/dev/null || true
