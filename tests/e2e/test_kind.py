@@ -86,7 +86,11 @@ def settings() -> dict[str, str]:
 
 
 def jobs_namespace() -> str:
-    return settings()["BEATLYTICA_JOBS_NAMESPACE"]
+    """Where the pod tasks and the dashboard run: the namespace of the chart's pod templates."""
+    import yaml
+
+    templates = get_json("configmap", "beatlytica-pod-templates")["data"]
+    return str(yaml.safe_load(templates["loader.yaml"])["metadata"]["namespace"])
 
 
 def port_forward(target: str, port: int, namespace: str = NAMESPACE) -> Any:
