@@ -1,10 +1,6 @@
 {{ config(**beatlytica.incremental_by_day('event_date')) }}
 
-{#-
-  A table, incremental by UTC day like the facts: deduplication and text repair run once per
-  event, not in every model and test that reads it. A run with the vars data_interval_start /
-  data_interval_end rebuilds the days the interval touches, one without them every day.
--#}
+{#- incremental by day like the facts (macros/incremental.sql): repaired once per event -#}
 
 with
 
