@@ -3,7 +3,7 @@
 #
 #   make cluster-up       build (once, cached by version) and start it; idempotent
 #   make cluster-down     stop every process it started and remove what it added
-#   make cluster-images   the six images from their Dockerfiles (stand-in bases), into the node
+#   make cluster-images   the six images of images/Dockerfile (stand-in bases), into the node
 #   make cluster-deploy   CRDs, namespaces, Kafka, `helm install` of charts/beatlytica
 #   make cluster-test     all of the above if needed, then tests/cluster and tests/e2e
 #                         (BEATLYTICA_E2E_CLUSTER=local); the cluster stays up

@@ -5,7 +5,7 @@
 #   images.sh docker-down      stop it by its recorded PID
 #   images.sh infra            the cluster's own images (pause, CoreDNS, local-path, the Debian base)
 #   images.sh standins         test-only stand-ins of the upstream base images (images/standins/)
-#   images.sh project          the six Beatlytica images from their Dockerfiles, unchanged
+#   images.sh project          the six Beatlytica images, the targets of images/Dockerfile, unchanged
 #                              (BEATLYTICA_IMAGE_TAG names the tag), and the local Kafka broker
 #   images.sh import IMAGE...  into the cluster's containerd (k8s.io namespace), if not there yet
 #   images.sh import-project   the project's images and the Kafka broker's, the same way
@@ -19,7 +19,7 @@ source "$(dirname "$0")/lib.sh"
 STANDINS_DIR=$ROOT/images/standins
 # in build order: a stand-in may start FROM one built before it
 STANDINS=(python uv maven spark spark-operator airflow postgres fake-gcs-server)
-# the project's images are skaffold.yaml's artifacts, images/<name>/Dockerfile each
+# the project's images are skaffold.yaml's artifacts, a target of images/Dockerfile each
 mapfile -t PROJECT_IMAGES < <(sed -n 's|^ *- image: beatlytica/beatlytica-\([a-z0-9-]*\)$|\1|p' "$ROOT/skaffold.yaml")
 [ "${#PROJECT_IMAGES[@]}" -gt 0 ] || die "no beatlytica/beatlytica-<name> artifact in $ROOT/skaffold.yaml"
 # stand-ins the platform runs as they are: Airflow's Postgres and fake-gcs-server (the chart's
@@ -171,7 +171,7 @@ project() {
   local tag=${BEATLYTICA_IMAGE_TAG:?set BEATLYTICA_IMAGE_TAG (the Makefile computes it)} name
   standins
   for name in "${PROJECT_IMAGES[@]}"; do
-    build "beatlytica/beatlytica-$name:$tag" -f "$ROOT/images/$name/Dockerfile" "$ROOT"
+    build "beatlytica/beatlytica-$name:$tag" -f "$ROOT/images/Dockerfile" --target "$name" "$ROOT"
   done
   # the local broker: its folder and the embedded broker's pom (the same Kafka jars)
   local context; context=$(mktemp -d)

@@ -63,17 +63,20 @@ def test_schema_version_and_one_artifact_per_image() -> None:
     assert [a["image"] for a in artifacts] == [f"beatlytica/beatlytica-{i}" for i in IMAGES]
     for artifact, image in zip(artifacts, IMAGES, strict=True):
         assert artifact["context"] == "."
-        assert artifact["docker"]["dockerfile"] == f"images/{image}/Dockerfile"
+        assert artifact["docker"] == {"dockerfile": "images/Dockerfile", "target": image}
 
 
 def test_every_artifact_dockerfile_exists() -> None:
-    """Each artifact's Dockerfile is a file, inside its context, with its own ignore file."""
+    """Each artifact's Dockerfile is a file inside its context, the target one of its stages, and
+    the context has its ignore file."""
     for artifact in skaffold()["build"]["artifacts"]:
         context = (ROOT / artifact["context"]).resolve()
         dockerfile = (context / artifact["docker"]["dockerfile"]).resolve()
         assert dockerfile.is_file(), f"{artifact['image']}: {dockerfile} does not exist"
         assert dockerfile.is_relative_to(context), artifact["image"]
-        assert dockerfile.with_name("Dockerfile.dockerignore").is_file(), artifact["image"]
+        assert (context / ".dockerignore").is_file(), artifact["image"]
+        target = artifact["docker"]["target"]
+        assert re.search(rf"^FROM \S+ AS {target}$", dockerfile.read_text(), re.M), target
 
 
 #: what skaffold puts into the value templates at deploy time, for the offline rendering
@@ -158,11 +161,10 @@ def test_every_image_gets_the_one_immutable_tag() -> None:
     deploy_mk = (ROOT / "k8s" / "deploy.mk").read_text()
     assert "BEATLYTICA_IMAGE_TAG=$(IMAGE_TAG)" in deploy_mk
     # the tag is a digest of the build inputs: the sources every Dockerfile copies
-    for image in IMAGES:
-        for line in (ROOT / "images" / image / "Dockerfile").read_text().splitlines():
-            if line.startswith("COPY") and "--from" not in line:
-                source = line.split()[-2].split("/")[0]
-                assert source in deploy_mk, f"{source} is not in the image tag's inputs"
+    for line in (ROOT / "images" / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY") and "--from" not in line:
+            source = line.split()[-2].split("/")[0]
+            assert source in deploy_mk, f"{source} is not in the image tag's inputs"
 
 
 @pytest.mark.parametrize("name", PROFILES)
