@@ -232,23 +232,56 @@ def batch_writers(spark: Any, settings: Settings) -> dict[str, TopicBatches]:
 
 def start_queries(spark: Any, settings: Settings, writers: dict[str, TopicBatches]) -> list[Any]:
     """Start one query per topic (its name is the topic)."""
+    return [start_query(spark, settings, topic, writer) for topic, writer in writers.items()]
+
+
+def start_query(spark: Any, settings: Settings, topic: str, writer: TopicBatches) -> Any:
+    """The query of one topic, from its checkpoint: a restart resumes exactly where the last
+    committed batch ended."""
     from spark_jobs.transforms import EventTimeWindow, parse
 
     window = EventTimeWindow.from_settings(settings)
     interval = parse_trigger(settings.stream_trigger)
     trigger = {"availableNow": True} if interval is None else {"processingTime": interval}
-    queries = []
-    for topic, writer in writers.items():
-        kafka = spark.readStream.format("kafka").options(**kafka_options(settings, topic))
-        queries.append(
-            parse(kafka.load(), topic, window)
-            .writeStream.queryName(topic)
-            .foreachBatch(writer)
-            .option("checkpointLocation", checkpoint_uri(settings.lake, topic))
-            .trigger(**trigger)
-            .start()
-        )
-    return queries
+    kafka = spark.readStream.format("kafka").options(**kafka_options(settings, topic))
+    return (
+        parse(kafka.load(), topic, window)
+        .writeStream.queryName(topic)
+        .foreachBatch(writer)
+        .option("checkpointLocation", checkpoint_uri(settings.lake, topic))
+        .trigger(**trigger)
+        .start()
+    )
+
+
+def is_data_loss(message: str) -> bool:
+    """A gap in the offsets (retention or a recreated topic): restarting cannot help."""
+    return "failOnDataLoss" in message or "some data may have been lost" in message.lower()
+
+
+class Restarts:
+    """When to restart a failed topic query in the driver: after a wait that doubles with each
+    failure in a row (``backoff_s``, up to ``max_backoff_s``), at most ``limit`` times in a row;
+    a completed micro-batch after a restart makes the query healthy and the count starts again.
+    Data loss is never retried."""
+
+    def __init__(self, limit: int, backoff_s: float, max_backoff_s: float = 300.0) -> None:
+        self.limit = limit
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.in_a_row: dict[str, int] = {}
+
+    def delay(self, name: str, message: str) -> float | None:
+        """Seconds to wait before restarting ``name`` after a failure, or None to give up."""
+        failures = self.in_a_row.get(name, 0)
+        if is_data_loss(message) or failures >= self.limit:
+            return None
+        self.in_a_row[name] = failures + 1
+        return min(self.backoff_s * 2**failures, self.max_backoff_s)
+
+    def healthy(self, name: str) -> bool:
+        """Record a completed micro-batch; True when it ends a run of failures."""
+        return self.in_a_row.pop(name, 0) > 0
 
 
 def backlog(progress: Any) -> int | None:
@@ -373,9 +406,18 @@ def stream(spark: Any, settings: Settings) -> int:
                     "`make setup` fetches them into .cache/jars/spark)"
                 ) from None
             raise
-        return _supervise(queries, settings, heartbeat)
+        return _supervise(
+            queries,
+            settings,
+            heartbeat,
+            restart=lambda topic: start_query(spark, settings, topic, writers[topic]),
+        )
     finally:
         spark.streams.removeListener(listener)
+
+
+def _error_text(error: Any) -> str:
+    return str(error.desc if hasattr(error, "desc") else error)
 
 
 def _supervise(
@@ -384,9 +426,11 @@ def _supervise(
     heartbeat: Heartbeat | None = None,
     poll_s: float = 1.0,
     quiet_s: float = 20.0,
+    restart: Any = None,
 ) -> int:
-    """Watch the queries: stop them all on SIGTERM (exit 0) or when one fails (exit 1); say
-    what they are doing when a batch takes long."""
+    """Watch the queries: stop them all on SIGTERM (exit 0); restart a failed one from its
+    checkpoint (:class:`Restarts`), or stop them all and exit 1 when it may not be; say what
+    they are doing when a batch takes long."""
     continuous = parse_trigger(settings.stream_trigger) is not None
     log.info(
         f"streaming {len(queries)} topics into {settings.lake}",
@@ -399,29 +443,58 @@ def _supervise(
         },
     )
     heartbeat = heartbeat or Heartbeat()
+    restarts = Restarts(settings.stream_query_restarts, settings.stream_restart_backoff_seconds)
+    pending: dict[str, float] = {}  # topic -> when to restart its failed query
     stop = threading.Event()
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main_thread else None
+
+    def failed(name: str, message: str) -> bool:
+        """Schedule the restart of ``name``; False when it may not be restarted."""
+        delay = restarts.delay(name, message) if restart is not None else None
+        fields: dict[str, Any] = {"query": name, "error": (message.splitlines() or [""])[0]}
+        if delay is None:
+            log.error("streaming failed", extra={"fields": fields})
+            return False
+        fields |= {"restart_in_s": delay, "failures_in_a_row": restarts.in_a_row[name]}
+        log.warning(
+            f"{name} failed; restarting it from its checkpoint in {delay:.0f} s",
+            extra={"fields": fields},
+        )
+        pending[name] = time.monotonic() + delay
+        return True
+
     try:
         while not stop.wait(poll_s):
-            failed = {q.name: q.exception() for q in queries if not q.isActive and q.exception()}
-            if failed:
-                for name, error in failed.items():
-                    message = str(error.desc if hasattr(error, "desc") else error)
-                    log.error(
-                        "streaming failed",
-                        extra={"fields": {"query": name, "error": message.splitlines()[0]}},
-                    )
-                return 1
-            active = [q for q in queries if q.isActive]
+            active = []
+            for index, query in enumerate(queries):
+                name = str(query.name)
+                if name in pending:
+                    if time.monotonic() < pending[name]:
+                        continue
+                    del pending[name]
+                    try:
+                        queries[index] = query = restart(name)
+                    except Exception as e:  # e.g. the checkpoint cannot be read right now
+                        if not failed(name, str(e)):
+                            return 1
+                        continue
+                # one look per poll: a query that ends between two looks is seen at the next
+                if query.isActive:
+                    active.append(query)
+                    recovering = name in restarts.in_a_row  # (lastProgress costs a JSON parse)
+                    if recovering and query.lastProgress is not None and restarts.healthy(name):
+                        log.info(f"{name}: healthy again", extra={"fields": {"query": name}})
+                elif query.exception() and not failed(name, _error_text(query.exception())):
+                    return 1
             if active and heartbeat.quiet_for() >= quiet_s:
                 busy = [q.name for q in active if q.status["isTriggerActive"]]
                 if busy:
                     log.info(f"still reading {', '.join(busy)}", extra={"fields": {"busy": busy}})
                 heartbeat.beat()
-            if not active:
+            if not active and not pending:
                 return 0  # availableNow: everything there was is in the lake
-            if continuous and len(active) < len(queries):
+            if continuous and len(active) + len(pending) < len(queries):
                 ended = sorted(q.name for q in queries if not q.isActive)
                 log.error("streaming failed", extra={"fields": {"stopped_queries": ended}})
                 return 1

@@ -146,6 +146,20 @@ class Settings(LogSettings):
     stream_max_offsets_per_trigger: int | None = Field(
         None, ge=1, description="Upper bound of Kafka offsets per micro-batch (all partitions)."
     )
+    stream_query_restarts: int = Field(
+        5,
+        ge=0,
+        description="Times in a row the job restarts a failed topic query itself (from its "
+        "checkpoint, exactly once) before it exits 1 for the operator to restart the driver; the "
+        "count starts again once the query completes a micro-batch. A gap in the offsets (data "
+        "loss) is never retried.",
+    )
+    stream_restart_backoff_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Wait before the first in-process restart of a failed query; it doubles "
+        "with each further failure in a row, up to five minutes.",
+    )
     stream_event_time_min: str = Field(
         "2000-01-01T00:00:00",
         description="Earliest event time (`ts`) the streaming job accepts (UTC); earlier events, "

@@ -314,6 +314,77 @@ def test_processing_time_trigger_keeps_up_and_stops_on_sigterm(
     assert sorted(ids) == sorted(expected)
 
 
+def test_a_failed_query_is_restarted_in_the_driver_and_loses_nothing(
+    kafka_broker: LocalKafka, tmp_path: Path
+) -> None:
+    """A storage fault fails the listens query (a file where its next partition folder goes);
+    the driver restarts it from its checkpoint with a growing wait, never exiting, and once
+    the fault is gone the query is healthy again and the lake holds every event once."""
+    kafka_broker.reset_topics({t: 3 for t in TOPIC_NAMES})
+    env = stream_env(
+        kafka_broker,
+        tmp_path / "home",
+        BEATLYTICA_STREAM_TRIGGER="2 seconds",
+        BEATLYTICA_TOPICS="listen_events",
+        BEATLYTICA_STREAM_RESTART_BACKOFF_SECONDS="2",
+        BEATLYTICA_STREAM_QUERY_RESTARTS="10",
+    )
+    log_file = tmp_path / "stream.log"
+    lake = (tmp_path / "home" / "lake").as_uri()
+    listens = tmp_path / "home" / "lake" / "raw" / "listen_events"
+    rounds = [
+        ("--users", "50", *WINDOW, "--seed", "1"),
+        ("--users", "50", "--start", "2026-11-02T00:00:00", "--end", "2026-11-02T06:00:00"),
+    ]
+    expected = [
+        [event_id("listen_events", e) for e in generated(tmp_path / str(n), *a)["listen_events"]]
+        for n, a in enumerate(rounds)
+    ]
+
+    def logged(message: str) -> list[dict[str, Any]]:
+        lines = log_file.read_text().splitlines()
+        return [json.loads(x) for x in lines if x.startswith("{") and message in x]
+
+    def wait_for(condition: Any, what: str, timeout_s: float = 180) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            assert process.poll() is None, log_file.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.5)
+
+    with log_file.open("w") as stderr:
+        process = subprocess.Popen(
+            [str(BEATLYTICA), "stream"],
+            env=cli_env(**env),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        assert run_cli("generate", "--sink", "kafka", *rounds[0], **env).returncode == 0
+        wait_for(lambda: len(read_lake(lake, "raw", "listen_events")) == len(expected[0]), "1")
+        blocker = listens / "event_date=2026-11-02"
+        blocker.write_text("not a folder\n")
+        assert run_cli("generate", "--sink", "kafka", *rounds[1], **env).returncode == 0
+        wait_for(lambda: len(logged("restarting it from its checkpoint")) >= 2, "two restarts")
+        blocker.unlink()
+        wait_for(lambda: logged("listen_events: healthy again"), "the healthy batch")
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, log_file.read_text()[-3000:]
+    restarts = logged("restarting it from its checkpoint")
+    waits = [r["restart_in_s"] for r in restarts]
+    assert waits[:2] == [2, 4], waits  # doubling
+    assert [r["failures_in_a_row"] for r in restarts] == list(range(1, len(restarts) + 1))
+    assert not logged("streaming failed")
+    ids = [r["event_id"] for r in read_lake(lake, "raw", "listen_events")]
+    assert Counter(ids).most_common(1)[0][1] == 1
+    assert sorted(ids) == sorted(expected[0] + expected[1])
+
+
 def test_lost_offsets_stop_the_job_with_a_non_zero_exit(
     kafka_broker: LocalKafka, tmp_path: Path
 ) -> None:
