@@ -90,6 +90,22 @@ def exists(spark: Any, uri: str) -> bool:
     return bool(path.getFileSystem(spark._jsc.hadoopConfiguration()).exists(path))
 
 
+def write_text(spark: Any, uri: str, text: str) -> None:
+    """Replace the small file ``uri`` whole (written beside it, then renamed over it)."""
+    jvm = spark._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    filesystem = path.getFileSystem(spark._jsc.hadoopConfiguration())
+    temporary = jvm.org.apache.hadoop.fs.Path(path.getParent(), f".{path.getName()}.tmp")
+    out = filesystem.create(temporary, True)
+    try:
+        out.write(bytearray(text.encode()))
+    finally:
+        out.close()
+    filesystem.delete(path, False)
+    if not filesystem.rename(temporary, path):
+        raise OSError(f"cannot write {uri}")
+
+
 class LakeTable:
     """One table of the lake (``raw/<topic>`` or ``quarantine/<topic>``) and its commit log."""
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from beatlytica.errors import BeatlyticaError
-from beatlytica.lake import checkpoint_uri, quarantine_uri, raw_table_uri
+from beatlytica.lake import checkpoint_uri, progress_uri, quarantine_uri, raw_table_uri
 from beatlytica.settings import LogSettings, Settings, get_settings
 from beatlytica.timeparse import parse_trigger
 
@@ -344,12 +344,29 @@ class Heartbeat:
 
 
 def add_progress_listener(
-    spark: Any, batches: dict[str, TopicBatches], heartbeat: Heartbeat
+    spark: Any, batches: dict[str, TopicBatches], heartbeat: Heartbeat, lake: str | None = None
 ) -> Any:
+    """Log every micro-batch; and when a query has read all that Kafka held (a batch with no
+    backlog, or an idle trigger), note the time in ``<lake>/_progress/<topic>.json``: everything
+    produced before it is committed, which the lake sensor's completeness rule reads."""
     from pyspark.sql.streaming import StreamingQueryListener
+
+    from spark_jobs.lake_sink import write_text
+
+    names: dict[str, str] = {}  # query id -> topic (idle events carry the id only)
+
+    def caught_up(topic: str, timestamp: str) -> None:
+        if lake is None:
+            return
+        note = {"topic": topic, "read_all_before": timestamp}
+        try:
+            write_text(spark, progress_uri(lake, topic), json.dumps(note))
+        except Exception as e:  # a note missed is a sensor waiting longer, never data lost
+            log.warning(f"{topic}: cannot note progress: {e}", extra={"fields": {"topic": topic}})
 
     class ProgressLogger(StreamingQueryListener):
         def onQueryStarted(self, event: Any) -> None:
+            names[str(event.id)] = str(event.name)
             log.info(f"{event.name}: reading", extra={"fields": {"topic": event.name}})
 
         def onQueryProgress(self, event: Any) -> None:
@@ -362,9 +379,12 @@ def add_progress_listener(
                     progress_line(fields), extra={"fields": {"event": "micro-batch", **fields}}
                 )
                 heartbeat.beat()
+            if backlog(progress) == 0:
+                caught_up(str(progress.name), str(progress.timestamp))
 
         def onQueryIdle(self, event: Any) -> None:
-            pass
+            if str(event.id) in names:
+                caught_up(names[str(event.id)], str(event.timestamp))
 
         def onQueryTerminated(self, event: Any) -> None:
             fields = {"query_id": str(event.id), "exception": event.exception}
@@ -394,7 +414,7 @@ def stream(spark: Any, settings: Settings) -> int:
     """The job on a running session: its queries, their progress, their end."""
     writers = batch_writers(spark, settings)
     heartbeat = Heartbeat()
-    listener = add_progress_listener(spark, writers, heartbeat)
+    listener = add_progress_listener(spark, writers, heartbeat, settings.lake)
     try:
         try:
             queries = start_queries(spark, settings, writers)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from beatlytica.errors import BeatlyticaError
+from beatlytica.errors import NOTHING_LATE, BeatlyticaError
 
 log = logging.getLogger("beatlytica")
 
@@ -193,9 +193,26 @@ def _cmd_load(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     topics = tuple(args.topic) if args.topic else settings.topics
-    results = load(
-        settings, topics, parse_utc(args.start), parse_utc(args.end), require_data=args.require_data
-    )
+    start, end = parse_utc(args.start), parse_utc(args.end)
+    if args.late:
+        from beatlytica.loader import reload_late
+
+        reloaded = reload_late(settings, topics, start, end)
+        for interval, result in reloaded:
+            print(
+                json.dumps(
+                    {
+                        "topic": interval.topic,
+                        "start": interval.start.isoformat(),
+                        "end": interval.end.isoformat(),
+                        "added_files": len(interval.added),
+                        "removed_files": len(interval.removed),
+                        "rows": result.rows,
+                    }
+                )
+            )
+        return 0 if reloaded else NOTHING_LATE
+    results = load(settings, topics, start, end, require_data=args.require_data)
     print(json.dumps({r.topic: {"files": r.files, "rows": r.rows} for r in results}))
     return 0
 
@@ -379,6 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--require-data",
         action="store_true",
         help="fail when a topic has no committed lake data in the interval",
+    )
+    load.add_argument(
+        "--late",
+        action="store_true",
+        help="reload only the DAG intervals in [start, end) whose committed lake files changed "
+        f"since they were loaded (late events); exits {NOTHING_LATE} when there were none",
     )
     load.set_defaults(handler=_cmd_load)
 

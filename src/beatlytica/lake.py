@@ -46,6 +46,17 @@ def checkpoint_uri(lake: str, topic: str) -> str:
     return f"{lake.rstrip('/')}/_checkpoints/{topic}/{CHECKPOINT}"
 
 
+def progress_uri(lake: str, topic: str) -> str:
+    """The stream's note of when it last had read everything Kafka held of ``topic``."""
+    return f"{lake.rstrip('/')}/_progress/{topic}.json"
+
+
+def load_manifest_uri(lake: str, topic: str, start: datetime, end: datetime) -> str:
+    """What the loader loaded of ``topic`` for ``[start, end)``: the committed files."""
+    stamp = "%Y-%m-%dT%H%M"
+    return f"{lake.rstrip('/')}/_loads/{topic}/{start:{stamp}}_{end:{stamp}}.json"
+
+
 def filesystem(uri: str, gcs_endpoint: str | None = None) -> tuple[fs.FileSystem, str]:
     """The pyarrow file system of a ``file://`` or ``gs://`` URI and the path inside it;
     ``gcs_endpoint`` points ``gs://`` at an emulator (anonymous, as emulators expect)."""
@@ -255,3 +266,35 @@ def files_in_interval(files: list[str], start: datetime, end: datetime) -> list[
         if hour_start < end and hour_start + timedelta(hours=1) > start:
             chosen.append(uri)
     return chosen
+
+
+def read_json(uri: str, gcs_endpoint: str | None = None) -> dict[str, object] | None:
+    """A small JSON object of the lake, or None when there is none."""
+    from pyarrow import fs
+
+    filesystem_, path = filesystem(uri, gcs_endpoint)
+    if filesystem_.get_file_info(path).type == fs.FileType.NotFound:
+        return None
+    with filesystem_.open_input_stream(path) as stream:
+        text = bytes(stream.read()).decode()
+    try:
+        found = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BeatlyticaError(f"{uri} is not JSON: {e}") from e
+    if not isinstance(found, dict):
+        raise BeatlyticaError(f"{uri} holds no JSON object")
+    return found
+
+
+def write_json(uri: str, value: dict[str, object], gcs_endpoint: str | None = None) -> None:
+    """Write a small JSON object whole: an object store's write is atomic, a local file is
+    written beside its name and renamed."""
+    filesystem_, path = filesystem(uri, gcs_endpoint)
+    parent = path.rpartition("/")[0]
+    filesystem_.create_dir(parent, recursive=True)
+    local = uri.startswith("file:")
+    target = f"{parent}/.{path.rpartition('/')[2]}.tmp" if local else path
+    with filesystem_.open_output_stream(target) as stream:
+        stream.write(json.dumps(value, sort_keys=True).encode())
+    if local:
+        filesystem_.move(target, path)

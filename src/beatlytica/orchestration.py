@@ -25,12 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator, BaseSensorOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
+from beatlytica.errors import NOTHING_LATE
 from beatlytica.executables import executable
 from beatlytica.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+
+__all__ = ["NOTHING_LATE"]  # the DAGs' skip code of `load --late`, re-exported for them
 
 #: the interval every pod task works on, as `beatlytica` options (Airflow templates)
 INTERVAL_ARGS = [
@@ -39,6 +42,20 @@ INTERVAL_ARGS = [
     "--end",
     "{{ data_interval_end.isoformat() }}",
 ]
+
+
+def late_args(settings: Settings) -> list[str]:
+    """The window before the data interval that a run checks for late events, as `beatlytica`
+    options (BEATLYTICA_LATE_LOOKBACK_HOURS)."""
+    hours = settings.late_lookback_hours
+    return [
+        "--start",
+        f"{{{{ (data_interval_start - macros.timedelta(hours={hours})).isoformat() }}}}",
+        "--end",
+        "{{ data_interval_start.isoformat() }}",
+    ]
+
+
 #: a partial `dbt build` runs the tests of its models and their ancestors only, not those
 #: of downstream models it did not build (dbt's default would run those against stale tables)
 DBT_TESTS_OF_SELECTION = ["--indirect-selection", "buildable"]
@@ -88,12 +105,14 @@ class LocalPodOperator(BaseOperator):
         image: str,
         arguments: list[str],
         env_vars: dict[str, str] | None = None,
+        skip_on_exit_code: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.image = image
         self.arguments = arguments
         self.env_vars = env_vars or {}
+        self.skip_on_exit_code = skip_on_exit_code
         self._process: subprocess.Popen[str] | None = None
 
     def execute(self, context: Any) -> None:
@@ -111,6 +130,8 @@ class LocalPodOperator(BaseOperator):
         for line in self._process.stdout:
             self.log.info("%s", line.rstrip())
         code = self._process.wait()
+        if code != 0 and code == self.skip_on_exit_code:
+            raise AirflowSkipException(f"`{' '.join(command)}` exited with {code}: skipped")
         if code != 0:
             raise AirflowException(f"`{' '.join(command)}` ({self.image} image) exited with {code}")
 
@@ -150,27 +171,28 @@ def mapped_pod_task(task_id: str, image: str, arguments: list[list[str]], **kwar
 
 
 class LakeIntervalSensor(BaseSensorOperator):
-    """Waits until the lake holds committed files of ``topic`` for the data interval.
+    """Waits until the data interval is complete in the lake: the stream is past its end plus
+    BEATLYTICA_INTERVAL_GRACE_MINUTES (:mod:`beatlytica.completeness`: in event time, or having
+    read all of Kafka after that moment), so the load sees every event that was on time.
 
     It reads the file sink's commit log (beatlytica.lake), not an object prefix: a prefix
     sensor would fire on files of a batch that never committed. Runs in reschedule mode, so
     it holds no worker slot between pokes; the same code checks gs:// and local lakes.
     """
 
-    def __init__(self, *, topic: str, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("mode", "reschedule")
         kwargs.setdefault("poke_interval", timedelta(minutes=1))
         kwargs.setdefault("timeout", timedelta(hours=3))
         super().__init__(**kwargs)
-        self.topic = topic
 
     def poke(self, context: Any) -> bool:
-        from beatlytica.loader import interval_files
+        from beatlytica.completeness import completeness
 
         start, end = context["data_interval_start"], context["data_interval_end"]
-        files = interval_files(get_settings(), self.topic, start, end)
-        self.log.info("%d committed %s files for [%s, %s)", len(files), self.topic, start, end)
-        return bool(files)
+        found = completeness(get_settings(), end)
+        self.log.info("[%s, %s): %s", start, end, found.reason)
+        return found.complete
 
 
 def on_failure(context: Any) -> None:

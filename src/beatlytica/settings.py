@@ -248,6 +248,22 @@ class Settings(LogSettings):
     interval_minutes: int = Field(
         60, ge=1, description="Length of one data interval of the hourly DAG, in minutes."
     )
+    interval_grace_minutes: int = Field(
+        10,
+        ge=0,
+        description="How long after an interval's end its events may still arrive: the lake "
+        "sensor waits until the stream is this far past the end (in event time, or having read "
+        "all of Kafka at that wall-clock time). Later events are late: the next runs reload "
+        "their interval (BEATLYTICA_LATE_LOOKBACK_HOURS).",
+    )
+    late_lookback_hours: int = Field(
+        24,
+        ge=0,
+        description="How far back each run of the hourly DAG looks for intervals whose "
+        "committed lake files changed since they were loaded (late events), and reloads them "
+        "with their dbt models. Events later than this are reported by `beatlytica reconcile`, "
+        "not reloaded by themselves.",
+    )
 
     @field_validator("topics", mode="before")
     @classmethod

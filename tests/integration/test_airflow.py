@@ -49,6 +49,10 @@ def test_hourly_then_daily_run_for_real(home: dict[str, str]) -> None:
         "reconcile",
     ):
         assert f"'{task}': 'success'" in hourly.stdout, task
+    # nothing late before the interval: reload_late and the rebuild after it are skipped, and
+    # the interval's own build runs all the same
+    for task in ("reload_late", "dbt_build_late"):
+        assert f"'{task}': 'skipped'" in hourly.stdout, task
 
     con = duckdb.connect(str(Path(home["BEATLYTICA_HOME"]) / "warehouse.duckdb"), read_only=True)
     try:

@@ -11,6 +11,7 @@ import kubernetes_validate
 import pytest
 from kubernetes.client import ApiClient
 
+from beatlytica.errors import NOTHING_LATE
 from beatlytica.events import TOPIC_NAMES
 from beatlytica.settings import get_settings
 from tests.helpers import KUBERNETES_VERSION, ROOT
@@ -97,11 +98,25 @@ def test_hourly_graph(local_bag: Any) -> None:
     dag = local_bag.dags["beatlytica_hourly"]
     assert _graph(dag) == {
         "wait_for_lake": {"load"},
-        "load": {"dbt_build"},
+        "load": {"reload_late"},
+        "reload_late": {"dbt_build_late"},
+        "dbt_build_late": {"dbt_build"},
         "dbt_build": {"source_freshness", "reconcile"},
         "source_freshness": set(),
         "reconcile": set(),
     }
+    # nothing late: `load --late` exits NOTHING_LATE, which skips it and the rebuild of its
+    # days, and the interval's own build runs all the same
+    reload_late = dag.get_task("reload_late")
+    assert reload_late.arguments[:2] == ["load", "--late"]
+    assert reload_late.skip_on_exit_code == NOTHING_LATE
+    assert dag.get_task("dbt_build_late").trigger_rule == "all_success"
+    assert dag.get_task("dbt_build").trigger_rule == "none_failed"
+    late_window = reload_late.arguments[2:]
+    assert dag.get_task("dbt_build_late").arguments[1:5] == late_window
+    assert (
+        "hours=24" in late_window[1] and late_window[3] == "{{ data_interval_start.isoformat() }}"
+    )
     assert dag.timetable.delta == timedelta(minutes=60)
     assert dag.max_active_runs == 2 and not dag.catchup
     sensor = dag.get_task("wait_for_lake")
@@ -153,7 +168,14 @@ def _pod_tasks(bag: Any) -> list[Any]:
 
 
 def _render(task: Any) -> dict[str, Any]:
-    context = {"data_interval_start": START, "data_interval_end": END, "ds": "2026-11-01"}
+    from airflow.sdk.execution_time import macros
+
+    context = {
+        "data_interval_start": START,
+        "data_interval_end": END,
+        "ds": "2026-11-01",
+        "macros": macros,
+    }
     task.render_template_fields(context)
     pod = task.build_pod_request_obj(context=None, dry_run=True)
     return ApiClient().sanitize_for_serialization(pod)
@@ -161,7 +183,7 @@ def _render(task: Any) -> dict[str, Any]:
 
 def test_every_pod_is_a_valid_kubernetes_pod(cluster_bag: Any) -> None:
     tasks = _pod_tasks(cluster_bag)
-    assert len(tasks) == len(TOPIC_NAMES) + 6  # loads + 3 hourly + 3 daily
+    assert len(tasks) == len(TOPIC_NAMES) + 8  # loads + 5 hourly + 3 daily
     for task in tasks:
         pod = _render(task)
         kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
@@ -186,12 +208,14 @@ def test_every_pod_is_a_valid_kubernetes_pod(cluster_bag: Any) -> None:
             "readOnlyRootFilesystem": True,
         }
         if "--start" in container["args"]:
+            # the interval, or for the late tasks the lookback before it
+            late = task.task_id in ("reload_late", "dbt_build_late")
             i = container["args"].index("--start")
             assert container["args"][i : i + 4] == [
                 "--start",
-                "2026-11-01T05:00:00+00:00",
+                "2026-10-31T05:00:00+00:00" if late else "2026-11-01T05:00:00+00:00",
                 "--end",
-                "2026-11-01T06:00:00+00:00",
+                "2026-11-01T05:00:00+00:00" if late else "2026-11-01T06:00:00+00:00",
             ]
 
 
