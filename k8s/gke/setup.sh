@@ -84,8 +84,8 @@ dataset_role() {
 # the streaming job writes the lake and its checkpoints
 bucket_role beatlytica-stream roles/storage.objectAdmin
 bucket_role beatlytica-stream roles/storage.legacyBucketReader
-# the loader reads the lake (BigQuery load jobs read it as the caller); dbt publishes its docs
-# site to <lake>/docs/dbt
+# the loader reads the lake (BigQuery load jobs read it as the caller) and notes what it loaded
+# (<lake>/_loads); dbt publishes its docs site to <lake>/docs/dbt
 bucket_role beatlytica-jobs roles/storage.objectUser
 dataset_role beatlytica-jobs raw roles/bigquery.dataEditor
 dataset_role beatlytica-jobs beatlytica roles/bigquery.dataEditor
