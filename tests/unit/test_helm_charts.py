@@ -950,6 +950,24 @@ def test_every_pod_of_ours_is_covered_by_a_network_policy(docs: list[dict[str, A
         assert selected, f"no NetworkPolicy selects {owner['kind']} {owner['metadata']['name']}"
 
 
+def test_on_gke_no_pod_may_reach_the_internet() -> None:
+    """Every egress rule on GKE names in-cluster pods, the control plane's private range, the
+    metadata server or the Private Google Access addresses: none opens 0.0.0.0/0."""
+    allowed = {"199.36.153.8/30", "169.254.169.254/32", "169.254.169.252/32", "172.16.0.32/28"}
+    google = 0
+    for policy in objects(rendered("gke"), "NetworkPolicy"):
+        for rule in policy["spec"].get("egress", []):
+            for peer in rule.get("to", []):
+                if "ipBlock" in peer:
+                    cidr = peer["ipBlock"]["cidr"]
+                    assert cidr in allowed, (policy["metadata"]["name"], cidr)
+                    google += cidr == "199.36.153.8/30"
+    assert google >= 3  # the stream, the pod tasks, the dashboard
+    # one fact: the control plane's range that setup.sh creates the cluster with
+    setup = (ROOT / "k8s" / "gke" / "setup.sh").read_text()
+    assert "MASTER_CIDR=172.16.0.32/28" in setup
+
+
 def test_long_running_parts_have_disruption_budgets(docs: list[dict[str, Any]]) -> None:
     budgets = {p["metadata"]["name"]: p["spec"] for p in objects(docs, "PodDisruptionBudget")}
     assert budgets["beatlytica-producer"]["maxUnavailable"] == 1

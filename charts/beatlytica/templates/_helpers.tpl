@@ -168,10 +168,13 @@ capabilities:
 
 {{/* Egress to Google APIs and the GKE metadata server (Workload Identity). */}}
 {{- define "beatlytica.googleEgress" -}}
-# Google APIs (GCS, BigQuery, IAM credentials) over HTTPS
+# Google APIs (GCS, BigQuery, IAM credentials) over HTTPS, at the Private Google Access
+# addresses only (k8s/gke/setup.sh points *.googleapis.com at them): nothing else outside
 - to:
+    {{- range .Values.networkPolicies.googleApisCidrs }}
     - ipBlock:
-        cidr: 0.0.0.0/0
+        cidr: {{ . }}
+    {{- end }}
   ports:
     - {protocol: TCP, port: 443}
 # the GKE metadata server, which hands Workload Identity tokens to the pod
