@@ -26,6 +26,8 @@ PRIVATE_GOOGLE_ACCESS=199.36.153.8,199.36.153.9,199.36.153.10,199.36.153.11
 CLUSTER=${CLUSTER:-beatlytica}
 BQ_LOCATION=${BQ_LOCATION:-EU}
 BUCKET=${BUCKET:-${GCP_PROJECT}-beatlytica}
+# the lake's folder in the bucket (the chart's lake.prefix)
+LAKE_PREFIX=lake
 # the namespaces of k8s/kind/namespaces.yaml
 NAMESPACE=beatlytica
 JOBS_NAMESPACE=beatlytica-jobs
@@ -106,26 +108,35 @@ for dataset in raw beatlytica; do
 done
 
 log "roles"
-bucket_role() {
+bucket_role() { # <account> <role> [<object prefix>...]: the role on those objects only
+  local condition=None prefix expression=""
+  for prefix in "${@:3}"; do
+    expression+="${expression:+ || }resource.name.startsWith(\"projects/_/buckets/$BUCKET/objects/$prefix\")"
+  done
+  [ -z "$expression" ] || condition="expression=$expression,title=$1 writes ${*:3}"
   gcloud storage buckets add-iam-policy-binding "gs://$BUCKET" \
-    --member "serviceAccount:$(gsa "$1")" --role "$2" >/dev/null
+    --member "serviceAccount:$(gsa "$1")" --role "$2" --condition "$condition" >/dev/null
 }
 dataset_role() {
   bq --project_id "$GCP_PROJECT" add-iam-policy-binding \
     --member "serviceAccount:$(gsa "$1")" --role "$3" "$GCP_PROJECT:$2" >/dev/null
 }
-# the streaming job writes the lake and its checkpoints
-bucket_role beatlytica-stream roles/storage.objectAdmin
+# the streaming job writes the lake and its checkpoints, under the lake's folder
 bucket_role beatlytica-stream roles/storage.legacyBucketReader
+bucket_role beatlytica-stream roles/storage.objectViewer
+bucket_role beatlytica-stream roles/storage.objectAdmin "$LAKE_PREFIX/"
 # the loader reads the lake (BigQuery load jobs read it as the caller) and notes what it loaded
-# (<lake>/_loads); dbt publishes its docs site to <lake>/docs/dbt
-bucket_role beatlytica-jobs roles/storage.objectUser
+# (<lake>/_loads); dbt publishes its docs site to <lake>/docs/dbt. It may change nothing else:
+# not the lake's files, its commit logs or the stream's checkpoints (the chart's lake.prefix)
+bucket_role beatlytica-jobs roles/storage.objectViewer
+bucket_role beatlytica-jobs roles/storage.objectUser "$LAKE_PREFIX/_loads/" "$LAKE_PREFIX/docs/"
 dataset_role beatlytica-jobs raw roles/bigquery.dataEditor
 dataset_role beatlytica-jobs beatlytica roles/bigquery.dataEditor
 gcloud projects add-iam-policy-binding "$GCP_PROJECT" --condition None \
   --member "serviceAccount:$(gsa beatlytica-jobs)" --role roles/bigquery.jobUser >/dev/null
-# Airflow writes and reads the task logs (gs://$BUCKET/airflow-logs)
-bucket_role beatlytica-airflow roles/storage.objectAdmin
+# Airflow reads the lake (its sensor) and writes and reads the task logs, nothing else
+bucket_role beatlytica-airflow roles/storage.objectViewer
+bucket_role beatlytica-airflow roles/storage.objectAdmin airflow-logs/
 # the dashboard reads dbt's marts (tables in `beatlytica`) and runs its queries as query jobs
 dataset_role beatlytica-dashboard beatlytica roles/bigquery.dataViewer
 gcloud projects add-iam-policy-binding "$GCP_PROJECT" --condition None \

@@ -118,3 +118,52 @@ def test_google_apis_resolve_to_the_addresses_the_network_policies_allow(calls: 
         assert set(a[a.index("--rrdatas") + 1].split(",")) == allowed
         cname = one_call(calls, "record-sets", "create", f"*.{domain}", "CNAME")
         assert cname[cname.index("--rrdatas") + 1] == a_record
+
+
+WRITE_ROLES = {
+    "roles/storage.objectAdmin",
+    "roles/storage.objectUser",
+    "roles/storage.objectCreator",
+}
+
+
+def bucket_bindings(calls: list[str], account: str) -> dict[str, str]:
+    """role -> condition of the bucket's bindings of ``account``."""
+    member = f"serviceAccount:{account}@{PROJECT}.iam.gserviceaccount.com"
+    out = {}
+    for call in calls:
+        args = shlex.split(call)
+        if args[1:4] == ["storage", "buckets", "add-iam-policy-binding"] and member in args:
+            out[args[args.index("--role") + 1]] = args[args.index("--condition") + 1]
+    return out
+
+
+def prefix_condition(*prefixes: str) -> str:
+    objects = f"projects/_/buckets/{PROJECT}-beatlytica/objects"
+    return " || ".join(f'resource.name.startsWith("{objects}/{p}")' for p in prefixes)
+
+
+def test_no_account_but_the_streams_may_change_the_lake(calls: list[str]) -> None:
+    """The pod tasks write their load notes and dbt's docs, Airflow its task logs, the stream
+    the lake: each only under its own prefix, so none of the others can delete the lake's files,
+    commit logs or checkpoints."""
+    lake = load_yaml(CHART / "values.yaml")["lake"]["prefix"]
+    jobs = bucket_bindings(calls, "beatlytica-jobs")
+    assert jobs["roles/storage.objectViewer"] == "None"
+    write = jobs["roles/storage.objectUser"]
+    assert write.startswith(f"expression={prefix_condition(f'{lake}/_loads/', f'{lake}/docs/')},")
+    airflow = bucket_bindings(calls, "beatlytica-airflow")
+    assert airflow["roles/storage.objectViewer"] == "None"
+    assert airflow["roles/storage.objectAdmin"].startswith(
+        f"expression={prefix_condition('airflow-logs/')},"
+    )
+    stream = bucket_bindings(calls, "beatlytica-stream")
+    assert stream["roles/storage.objectAdmin"].startswith(
+        f"expression={prefix_condition(f'{lake}/')},"
+    )
+    for account in ("beatlytica-jobs", "beatlytica-airflow", "beatlytica-stream"):
+        for role, condition in bucket_bindings(calls, account).items():
+            assert role not in WRITE_ROLES or condition != "None", (account, role)
+    # the task logs' folder is Airflow's
+    logs = environment_values("gke")["airflow"]["config"]["logging"]["remote_base_log_folder"]
+    assert logs == "gs://my-gcp-project-beatlytica/airflow-logs"
