@@ -306,7 +306,9 @@ def read_error(uri: str, gcs_endpoint: str | None, columns: list[str] | None = N
 
     filesystem_, path = filesystem(uri, gcs_endpoint)
     try:
-        pq.read_table(path, columns=columns, filesystem=filesystem_)
+        pq.read_table(
+            path, columns=columns, filesystem=filesystem_, page_checksum_verification=True
+        )
     except FileNotFoundError:
         return "the file is missing"
     except Exception as e:  # pyarrow raises several types for damaged files

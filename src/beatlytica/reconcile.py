@@ -12,8 +12,9 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from beatlytica.errors import BeatlyticaError
 from beatlytica.events import TOPICS, id_digest
-from beatlytica.lake import committed_files, quarantine_uri, raw_table_uri
+from beatlytica.lake import committed_files, quarantine_uri, raw_table_uri, read_lake_files
 from beatlytica.loader import interval_files
 from beatlytica.settings import Settings
 from beatlytica.warehouse import Warehouse, connect
@@ -60,14 +61,34 @@ def lake_fingerprint(
     files."""
     import pyarrow.compute as pc
 
-    from beatlytica.lake import read_lake_files
-
-    table = read_lake_files(
-        interval_files(settings, topic, start, end), topic, settings.gcs_endpoint
-    )
+    files = interval_files(settings, topic, start, end)
+    table = read_lake_files(files, topic, settings.gcs_endpoint)
+    # an independent count: what the writer put in each file's footer; a reader that returns
+    # fewer or more rows (a damaged page it did not notice) fails the reconciliation
+    written = footer_rows(files, settings.gcs_endpoint)
+    if written != table.num_rows:
+        raise BeatlyticaError(
+            f"the committed {topic} files of [{start.isoformat()}, {end.isoformat()}) hold "
+            f"{written} rows by their footers, but {table.num_rows} were read: a damaged file "
+            "(find it with `beatlytica lake repair-file`, docs/lake.md)"
+        )
     in_interval = table.filter((pc.field("ts") >= start) & (pc.field("ts") < end))
     ids = pc.unique(in_interval.column("event_id")).to_pylist()
     return len(ids), id_digest(ids)
+
+
+def footer_rows(files: list[str], gcs_endpoint: str | None) -> int:
+    """The rows the writer recorded in the files' footers."""
+    import pyarrow.parquet as pq
+
+    from beatlytica.lake import filesystem
+
+    total = 0
+    for uri in files:
+        fs, path = filesystem(uri, gcs_endpoint)
+        with fs.open_input_file(path) as source:
+            total += pq.read_metadata(source).num_rows
+    return total
 
 
 def outside_intervals(settings: Settings, topic: str) -> int:
