@@ -149,3 +149,81 @@ def test_the_token_kubeconfig_carries_no_client_certificate(as_scheduler: dict[s
         ).returncode
         != 0
     )
+
+
+@pytest.fixture(scope="module")
+def as_spark_driver(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A kubeconfig with the Spark driver's account token only (what the driver creates
+    executors with)."""
+    path = tmp_path_factory.mktemp("spark") / "kubeconfig"
+    return {"KUBECONFIG": str(service_account_kubeconfig("beatlytica-spark", NAMESPACE, path))}
+
+
+def secret_volume(pod: dict[str, object]) -> None:
+    spec = pod["spec"]
+    assert isinstance(spec, dict)
+    spec["volumes"] = [{"name": "s", "secret": {"secretName": "beatlytica-airflow-metadata"}}]
+    spec["containers"][0]["volumeMounts"] = [{"name": "s", "mountPath": "/s"}]
+
+
+def projected_secret(pod: dict[str, object]) -> None:
+    spec = pod["spec"]
+    assert isinstance(spec, dict)
+    source = {"secret": {"name": "beatlytica-airflow-metadata"}}
+    spec["volumes"] = [{"name": "s", "projected": {"sources": [source]}}]
+    spec["containers"][0]["volumeMounts"] = [{"name": "s", "mountPath": "/s"}]
+
+
+def env_secret(pod: dict[str, object]) -> None:
+    spec = pod["spec"]
+    assert isinstance(spec, dict)
+    ref = {"secretKeyRef": {"name": "beatlytica-airflow-metadata", "key": "connection"}}
+    spec["containers"][0]["env"] = [{"name": "X", "valueFrom": ref}]
+
+
+def env_from_secret(pod: dict[str, object]) -> None:
+    spec = pod["spec"]
+    assert isinstance(spec, dict)
+    spec["containers"][0]["envFrom"] = [{"secretRef": {"name": "beatlytica-airflow-metadata"}}]
+
+
+def other_account(pod: dict[str, object]) -> None:
+    spec = pod["spec"]
+    assert isinstance(spec, dict)
+    spec["serviceAccountName"] = "beatlytica-producer"
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        (secret_volume, "mount no Secret"),
+        (projected_secret, "mount no Secret"),
+        (env_secret, "take no Secret into their environment"),
+        (env_from_secret, "take no Secret into their environment"),
+        (other_account, "run as its own ServiceAccount"),
+    ],
+    ids=lambda v: getattr(v, "__name__", ""),
+)
+def test_the_spark_driver_cannot_reach_a_secret_through_a_pod(
+    as_spark_driver: dict[str, str], change: object, refusal: str
+) -> None:
+    """The driver may create pods (its executors) in the namespace that holds the release's
+    Secrets; the admission policy refuses any pod of its that would mount one, take one into
+    its environment, or run as another account, and admits an executor-like pod."""
+
+    def create(pod: dict[str, object]) -> subprocess.CompletedProcess[str]:
+        args = ("create", "--dry-run=server", "-f", "-")
+        return kubectl(*args, namespace=NAMESPACE, stdin=json.dumps(pod), env=as_spark_driver)
+
+    def executor() -> dict[str, object]:
+        name = f"exec-{uuid.uuid4().hex[:8]}"
+        image = f"beatlytica/beatlytica-spark:{TAG}"
+        return pod_manifest(name, image, ["true"], user=185, service_account="beatlytica-spark")
+
+    allowed = create(executor())
+    assert allowed.returncode == 0, allowed.stderr
+    pod = executor()
+    assert callable(change)
+    change(pod)
+    denied = create(pod)
+    assert denied.returncode != 0 and refusal in denied.stderr, denied.stderr

@@ -968,6 +968,22 @@ def test_on_gke_no_pod_may_reach_the_internet() -> None:
     assert "MASTER_CIDR=172.16.0.32/28" in setup
 
 
+def test_the_spark_drivers_pods_are_held_to_no_secrets(docs: list[dict[str, Any]]) -> None:
+    """The admission policy that keeps the driver's pod rights from reaching the namespace's
+    Secrets (proven on the live API server: tests/cluster/test_rbac.py) binds to the driver's
+    account and the release namespace."""
+    policy = one(docs, "ValidatingAdmissionPolicy", "beatlytica-stream-pods.beatlytica")["spec"]
+    account = "system:serviceaccount:beatlytica:beatlytica-spark"
+    assert policy["matchConditions"][0]["expression"] == f'request.userInfo.username == "{account}"'
+    assert policy["failurePolicy"] == "Fail"
+    assert len(policy["validations"]) == 4
+    binding = one(docs, "ValidatingAdmissionPolicyBinding", "beatlytica-stream-pods.beatlytica")
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert binding["spec"]["matchResources"]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "beatlytica"
+    }
+
+
 def test_long_running_parts_have_disruption_budgets(docs: list[dict[str, Any]]) -> None:
     budgets = {p["metadata"]["name"]: p["spec"] for p in objects(docs, "PodDisruptionBudget")}
     assert budgets["beatlytica-producer"]["maxUnavailable"] == 1
