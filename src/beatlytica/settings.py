@@ -191,6 +191,13 @@ class Settings(LogSettings):
         "`memory_limit`): what a load needs beyond it spills to `<DuckDB file>.tmp`, so an "
         "interval of any size loads in bounded memory.",
     )
+    duckdb_lock_timeout_seconds: float = Field(
+        600,
+        ge=0,
+        description="How long a `beatlytica` command waits for the DuckDB warehouse while "
+        "another process writes it (DuckDB has one writer: concurrent loads, dbt), before it "
+        "fails naming the holder.",
+    )
     gcp_project: str | None = Field(None, description="GCP project of the bucket and BigQuery.")
     bigquery_dataset: str = Field(
         "beatlytica",

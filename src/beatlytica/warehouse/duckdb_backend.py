@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +15,8 @@ from beatlytica.events import LAKE_PARTITION_FIELDS, LOADED_AT, id_digest_sql
 from beatlytica.schemas import duckdb_columns, duckdb_not_null
 from beatlytica.settings import Settings
 from beatlytica.warehouse import DEDUPE_ORDER, FACT_TS
+
+log = logging.getLogger(__name__)
 
 #: the schema dbt's local target builds its models in (dbt/profiles.yml)
 DBT_SCHEMA = "main"
@@ -98,6 +102,31 @@ def by_partition(files: list[str]) -> list[list[str]]:
     return list(groups.values())
 
 
+def _open(path: Path, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
+    """Connect to the database file; while another process holds it (DuckDB has one writer:
+    a second loader, dbt, reconcile), wait up to ``lock_timeout_s`` for it, then fail saying
+    who holds it."""
+    deadline = time.monotonic() + lock_timeout_s
+    waiting = False
+    while True:
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.IOException as e:
+            held = "Conflicting lock" in str(e)
+            if not held or time.monotonic() >= deadline:
+                after = f" after waiting {lock_timeout_s:.0f} s" if held and waiting else ""
+                raise BeatlyticaError(
+                    f"cannot open the DuckDB warehouse {path}{after}: {e}"
+                ) from None
+            if not waiting:
+                log.info(
+                    f"waiting for the DuckDB warehouse {path}: {str(e).splitlines()[0]}",
+                    extra={"fields": {"warehouse": str(path), "timeout_s": lock_timeout_s}},
+                )
+                waiting = True
+            time.sleep(0.5)
+
+
 class DuckDBWarehouse:
     """``memory_limit_mb`` (BEATLYTICA_LOADER_MEMORY_LIMIT_MB) is DuckDB's ``memory_limit``:
     what a query needs beyond it spills to ``<database file>.tmp`` next to the database file,
@@ -109,12 +138,10 @@ class DuckDBWarehouse:
         schema: str,
         gcs_endpoint: str | None = None,
         memory_limit_mb: int | None = None,
+        lock_timeout_s: float = 0,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.con = duckdb.connect(str(path))
-        except duckdb.IOException as e:
-            raise BeatlyticaError(f"cannot open the DuckDB warehouse {path}: {e}") from None
+        self.con = _open(path, lock_timeout_s)
         self.con.execute("set TimeZone = 'UTC'")
         if memory_limit_mb is not None:
             self.con.execute(f"set memory_limit = '{int(memory_limit_mb)}MiB'")
@@ -141,6 +168,7 @@ class DuckDBWarehouse:
             settings.warehouse_raw_schema,
             settings.gcs_endpoint,
             settings.loader_memory_limit_mb,
+            settings.duckdb_lock_timeout_seconds,
         )
 
     def _register_batch(self, topic: str, files: list[str]) -> Callable[[], object]:
