@@ -25,6 +25,7 @@ from beatlytica.events import (
     IDENTIFIED_AUTH_STATES,
     LAKE_PARTITION_FIELDS,
     TOPICS,
+    USER_DETAIL_FIELDS,
     FieldType,
     lake_fields,
 )
@@ -143,8 +144,8 @@ def _listing(prefix: str, items: list[tuple[Column, Column]]) -> Column | None:
 def validation_error(topic: str, window: EventTimeWindow = DEFAULT_WINDOW) -> Column:
     """Why a parsed row cannot enter the lake, or null. Checked in order: an empty value, a
     record of another topic, text that is not a JSON object, fields of the wrong type, missing
-    required fields, an identified user without a userId, event times outside the window,
-    values outside a field's vocabulary."""
+    required fields, an identified user without a userId, a user with some details but not
+    all, event times outside the window, values outside a field's vocabulary."""
     model = TOPICS[topic]
     payload = F.col(PAYLOAD)
     raw = F.col("raw_value")
@@ -205,6 +206,7 @@ def validation_error(topic: str, window: EventTimeWindow = DEFAULT_WINDOW) -> Co
         _listing("wrong type: ", text_ids),
         _listing("missing required fields: ", missing),
         anonymous_identified_user(topic),
+        incomplete_user(topic),
         _listing(f"event time out of range ({window.describe()}): ", out_of_window),
         _listing("value not allowed: ", outside),
     ]
@@ -228,6 +230,26 @@ def anonymous_identified_user(topic: str) -> Column | None:
     return F.when(
         identified & user_id.isNull(),
         F.concat(F.lit("missing userId of an identified user ("), state, F.lit(")")),
+    )
+
+
+def incomplete_user(topic: str) -> Column | None:
+    """The error of an event with some of the user's details but not all (userId, names,
+    gender, registration): the model's users are identified with all of them, or anonymous
+    with none (the JSON schema's dependentRequired)."""
+    names = TOPICS[topic].field_names
+    details = [f.name for f in USER_DETAIL_FIELDS]
+    if not set(details) <= set(names):
+        return None
+    payload = F.col(PAYLOAD)
+
+    def present(name: str) -> Column:
+        column = F.col(id_column(name)) if name in TEXT_IDS else payload[name]
+        return column.isNotNull()
+
+    some = functools.reduce(lambda a, b: a | b, (present(n) for n in details))
+    return _listing(
+        "incomplete user details, missing: ", [(some & ~present(n), F.lit(n)) for n in details]
     )
 
 

@@ -149,6 +149,16 @@ def good(sample_events) -> dict[str, Any]:
             lambda g: json.dumps({**g, "userId": "99999999999999999999"}),
             "wrong type: userId (expected long)",
         ),
+        # users are identified with all their details or anonymous with none (found by
+        # tests/unit/test_transforms_properties.py)
+        (
+            lambda g: json.dumps({k: v for k, v in g.items() if k != "lastName"}),
+            "incomplete user details, missing: lastName",
+        ),
+        (
+            lambda g: json.dumps({**g, "gender": None, "registration": None}),
+            "incomplete user details, missing: gender, registration",
+        ),
     ],
 )
 def test_malformed_records_are_quarantined_with_their_error(spark, good, mutate, error) -> None:
