@@ -78,7 +78,8 @@ def load(
     try:
         for topic in topics:
             rows = warehouse.replace_interval(topic, files[topic], start, end)
-            # after the interval is in: a manifest missed makes a run reload, never skip, it
+            # written once the interval is in: a loader that dies in between fails its task,
+            # and the retry writes it
             manifest = {
                 "topic": topic,
                 "start": start.isoformat(),
