@@ -198,9 +198,15 @@ class Settings(LogSettings):
         "another process writes it (DuckDB has one writer: concurrent loads, dbt), before it "
         "fails naming the holder.",
     )
-    gcp_project: str | None = Field(None, description="GCP project of the bucket and BigQuery.")
+    gcp_project: str | None = Field(
+        None,
+        # GCP's project id rules: it reaches table names in SQL, so nothing else may pass
+        pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$",
+        description="GCP project of the bucket and BigQuery.",
+    )
     bigquery_dataset: str = Field(
         "beatlytica",
+        pattern=r"^[A-Za-z0-9_]{1,1024}$",
         description="BigQuery dataset dbt builds its models in (staging, star schema, marts); "
         "the dashboard reads the marts there. The raw tables: BEATLYTICA_WAREHOUSE_RAW_SCHEMA.",
     )
@@ -290,9 +296,9 @@ class Settings(LogSettings):
             )
         return value
 
-    @field_validator("stream_event_time_min")
+    @field_validator("stream_event_time_min", "dag_start_date")
     @classmethod
-    def _event_time_min(cls, value: str) -> str:
+    def _iso_time(cls, value: str) -> str:
         from beatlytica.timeparse import parse_utc
 
         parse_utc(value)

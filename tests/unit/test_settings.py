@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from beatlytica.events import TOPIC_NAMES
 from beatlytica.settings import Settings, settings_table
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -126,3 +127,51 @@ def test_one_executable_finder(tmp_path, monkeypatch) -> None:
     assert executable("some-tool", "-") == str(tool)
     with pytest.raises(BeatlyticaError, match=r"`nothing-here` not found .*: install it"):
         executable("nothing-here", "install it")
+
+
+#: values that would reach SQL, table names or paths if they were taken as they come
+HOSTILE = [
+    ("BEATLYTICA_TOPICS", "listen_events;drop table raw.listen_events", "unknown"),
+    ("BEATLYTICA_TOPICS", "../../etc/passwd", "unknown"),
+    ("BEATLYTICA_WAREHOUSE_RAW_SCHEMA", "raw; drop schema main cascade", "should match pattern"),
+    ("BEATLYTICA_BIGQUERY_DATASET", "beatlytica`; delete from x where true; --", "pattern"),
+    ("BEATLYTICA_BIGQUERY_DATASET", "../other", "should match pattern"),
+    ("BEATLYTICA_GCP_PROJECT", "proj`.raw.x; --", "should match pattern"),
+    ("BEATLYTICA_DAG_START_DATE", "2026-11-01'; drop table x; --", "ISO-8601"),
+    ("BEATLYTICA_STREAM_EVENT_TIME_MIN", "0 or 1=1", "ISO-8601"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "message"), HOSTILE, ids=lambda v: str(v)[:24])
+def test_hostile_settings_are_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=message) as error:
+        Settings().kafka_client_config()
+    assert name.removeprefix("BEATLYTICA_").lower() in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["load", "--start", "2026-11-01'; drop table raw.listen_events; --", "--end", "2026-11-02"],
+        ["load", "--start", "2026-11-01", "--end", "2026-11-02", "--topic", "../../etc/passwd"],
+        ["load", "--start", "2026-11-01", "--end", "2026-11-02", "--topic", "listen_events;--"],
+        ["reconcile", "--start", "1 or 1=1", "--end", "2026-11-02"],
+        ["dbt", "--start", "{{ run_query('drop table x') }}", "--end", "2026-11-02", "build"],
+    ],
+    ids=["sql-in-time", "path-topic", "sql-topic", "sql-reconcile", "jinja-in-dbt-vars"],
+)
+def test_hostile_interval_and_topic_arguments_stop_before_any_work(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """Interval strings and topic names reach SQL, dbt vars and lake paths: each command
+    refuses a value that is not an ISO-8601 time or a topic of the model, in one line, before
+    it opens the lake or the warehouse."""
+    result = run_cli(*args, BEATLYTICA_HOME=str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "ISO-8601" in lines[0] or "unknown topics" in lines[0], lines[0]
+    assert not (tmp_path / "warehouse.duckdb").exists()
