@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -128,13 +129,27 @@ def test_an_unreachable_warehouse_is_a_clear_error(home: dict[str, Any]) -> None
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
         result = run_cli(
-            "load", "--start", "2026-11-01T00:00:00", "--end", "2026-11-01T01:00:00", **home["env"]
+            "load",
+            "--start",
+            "2026-11-01T00:00:00",
+            "--end",
+            "2026-11-01T01:00:00",
+            **home["env"],
+            BEATLYTICA_DUCKDB_LOCK_TIMEOUT_SECONDS="3",
         )
+        waited = time.monotonic() - started
     finally:
         holder.kill()
     assert result.returncode == 2
-    assert f"cannot open the DuckDB warehouse {home['duckdb_path']}" in result.stderr
+    # it waited for the writer (BEATLYTICA_DUCKDB_LOCK_TIMEOUT_SECONDS), then named it
+    assert "waiting for the DuckDB warehouse" in result.stderr
+    assert waited >= 3
+    assert (
+        f"cannot open the DuckDB warehouse {home['duckdb_path']} after waiting 3 s" in result.stderr
+    )
+    assert f"PID {holder.pid}" in result.stderr
 
 
 def test_an_interval_that_ends_before_it_starts_is_refused(home: dict[str, Any]) -> None:
