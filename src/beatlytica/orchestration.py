@@ -27,13 +27,12 @@ from typing import Any
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
-from beatlytica.errors import NOTHING_LATE
+# re-exported: the DAGs' skip code of `load --late` (DAG files import the factory only)
+from beatlytica.errors import NOTHING_LATE as NOTHING_LATE
 from beatlytica.executables import executable
 from beatlytica.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-
-__all__ = ["NOTHING_LATE"]  # the DAGs' skip code of `load --late`, re-exported for them
 
 #: the interval every pod task works on, as `beatlytica` options (Airflow templates)
 INTERVAL_ARGS = [
