@@ -268,15 +268,22 @@ def files_in_interval(files: list[str], start: datetime, end: datetime) -> list[
     return chosen
 
 
-def read_json(uri: str, gcs_endpoint: str | None = None) -> dict[str, object] | None:
-    """A small JSON object of the lake, or None when there is none."""
+def read_text(uri: str, gcs_endpoint: str | None = None) -> str | None:
+    """A small file of the lake as text, or None when there is none."""
     from pyarrow import fs
 
     filesystem_, path = filesystem(uri, gcs_endpoint)
     if filesystem_.get_file_info(path).type == fs.FileType.NotFound:
         return None
     with filesystem_.open_input_stream(path) as stream:
-        text = bytes(stream.read()).decode()
+        return bytes(stream.read()).decode()
+
+
+def read_json(uri: str, gcs_endpoint: str | None = None) -> dict[str, object] | None:
+    """A small JSON object of the lake, or None when there is none."""
+    text = read_text(uri, gcs_endpoint)
+    if text is None:
+        return None
     try:
         found = json.loads(text)
     except json.JSONDecodeError as e:

@@ -35,6 +35,7 @@ from beatlytica.lake import (
     filesystem,
     quarantine_uri,
     raw_table_uri,
+    read_text,
 )
 from beatlytica.settings import Settings
 
@@ -280,16 +281,6 @@ def log_entries_of(text: str, uri: str) -> list[dict[str, Any]]:
 # --- what the lake and Kafka hold ------------------------------------------------------------
 
 
-def _read_text(uri: str, gcs_endpoint: str | None) -> str | None:
-    from pyarrow import fs
-
-    filesystem_, path = filesystem(uri, gcs_endpoint)
-    if filesystem_.get_file_info(path).type == fs.FileType.NotFound:
-        return None
-    with filesystem_.open_input_stream(path) as stream:
-        return bytes(stream.read()).decode()
-
-
 def _list_names(uri: str, gcs_endpoint: str | None) -> list[str]:
     from pyarrow import fs
 
@@ -392,7 +383,7 @@ class Checkpoint:
     gcs_endpoint: str | None = None
 
     def _text(self, relative: str) -> str | None:
-        return _read_text(f"{self.uri}/{relative}", self.gcs_endpoint)
+        return read_text(f"{self.uri}/{relative}", self.gcs_endpoint)
 
     def end_offsets(self, batch: int) -> Offsets | None:
         text = self._text(f"offsets/{batch}")
@@ -688,7 +679,7 @@ def logged_entries(lake_file: LakeFile, gcs_endpoint: str | None) -> list[dict[s
         batch = log_batch(name)
         if batch is None or batch < lake_file.batch:
             continue
-        text = _read_text(f"{log_dir}/{name}", gcs_endpoint)
+        text = read_text(f"{log_dir}/{name}", gcs_endpoint)
         if text:
             entries += log_entries_of(text, lake_file.uri)
     return entries

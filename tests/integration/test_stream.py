@@ -82,6 +82,29 @@ def stream_env(broker: LocalKafka, home: Path, **extra: str) -> dict[str, str]:
     }
 
 
+def continuous_listens_env(broker: LocalKafka, home: Path, **extra: str) -> dict[str, str]:
+    """The job on listens only, a micro-batch every two seconds until SIGTERM."""
+    return stream_env(
+        broker,
+        home,
+        BEATLYTICA_STREAM_TRIGGER="2 seconds",
+        BEATLYTICA_TOPICS="listen_events",
+        **extra,
+    )
+
+
+def start_stream(env: dict[str, str], stderr: Any) -> subprocess.Popen[str]:
+    """`beatlytica stream` in the background, its log to ``stderr``."""
+    return subprocess.Popen(
+        [str(BEATLYTICA), "stream"],
+        env=cli_env(**env),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
+    )
+
+
 def generated(tmp: Path, *args: str) -> dict[str, list[dict[str, Any]]]:
     out = tmp / "expected"
     assert run_cli("generate", "--sink", "files", "--out", str(out), *args).returncode == 0
@@ -273,20 +296,8 @@ def test_processing_time_trigger_keeps_up_and_stops_on_sigterm(
     kafka_broker: LocalKafka, tmp_path: Path
 ) -> None:
     kafka_broker.reset_topics({t: 3 for t in TOPIC_NAMES})
-    env = stream_env(
-        kafka_broker,
-        tmp_path / "home",
-        BEATLYTICA_STREAM_TRIGGER="2 seconds",
-        BEATLYTICA_TOPICS="listen_events",
-    )
-    process = subprocess.Popen(
-        [str(BEATLYTICA), "stream"],
-        env=cli_env(**env),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    env = continuous_listens_env(kafka_broker, tmp_path / "home")
+    process = start_stream(env, subprocess.PIPE)
     lake = (tmp_path / "home" / "lake").as_uri()
     try:
         expected: list[str] = []
@@ -321,11 +332,9 @@ def test_a_failed_query_is_restarted_in_the_driver_and_loses_nothing(
     the driver restarts it from its checkpoint with a growing wait, never exiting, and once
     the fault is gone the query is healthy again and the lake holds every event once."""
     kafka_broker.reset_topics({t: 3 for t in TOPIC_NAMES})
-    env = stream_env(
+    env = continuous_listens_env(
         kafka_broker,
         tmp_path / "home",
-        BEATLYTICA_STREAM_TRIGGER="2 seconds",
-        BEATLYTICA_TOPICS="listen_events",
         BEATLYTICA_STREAM_RESTART_BACKOFF_SECONDS="2",
         BEATLYTICA_STREAM_QUERY_RESTARTS="10",
     )
@@ -353,13 +362,7 @@ def test_a_failed_query_is_restarted_in_the_driver_and_loses_nothing(
             time.sleep(0.5)
 
     with log_file.open("w") as stderr:
-        process = subprocess.Popen(
-            [str(BEATLYTICA), "stream"],
-            env=cli_env(**env),
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
+        process = start_stream(env, stderr)
     try:
         assert run_cli("generate", "--sink", "kafka", *rounds[0], **env).returncode == 0
         wait_for(lambda: len(read_lake(lake, "raw", "listen_events")) == len(expected[0]), "1")

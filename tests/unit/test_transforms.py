@@ -28,9 +28,12 @@ OUT_OF_RANGE = (
 )
 
 
-def kafka_rows(spark: Any, topic: str, values: list[str | None], source_topic: str | None = None):
+def kafka_rows(
+    spark: Any, topic: str, values: list[str | bytes | None], source_topic: str | None = None
+):
+    """Kafka records as the source delivers them; text is sent as UTF-8, bytes as they are."""
     rows = [
-        (b"1", None if v is None else v.encode(), source_topic or topic, 0, offset, KAFKA_TS)
+        (b"1", v.encode() if isinstance(v, str) else v, source_topic or topic, 0, offset, KAFKA_TS)
         for offset, v in enumerate(values)
     ]
     return spark.createDataFrame(rows, KAFKA_SCHEMA)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from beatlytica.events import TOPICS, event_id
 from beatlytica.schemas import json_schema
 from spark_jobs.transforms import ERROR, parse, split
-from tests.unit.test_transforms import KAFKA_SCHEMA, KAFKA_TS
+from tests.unit.test_transforms import KAFKA_TS, kafka_rows
 
 TOPIC = "listen_events"
 FIELDS = [f.name for f in TOPICS[TOPIC].fields]
@@ -67,7 +67,7 @@ def test_every_record_lands_once_in_the_lake_or_the_quarantine(
 ) -> None:
     bases = sample_events[TOPIC][:20]
     values = data.draw(st.lists(records(bases), min_size=1, max_size=40))
-    valid, rejected = split(parse(_rows(spark, values), TOPIC), TOPIC)
+    valid, rejected = split(parse(kafka_rows(spark, TOPIC, list(values)), TOPIC), TOPIC)
     lake, quarantine = valid.collect(), rejected.collect()
 
     # once each: nothing dropped, nothing twice
@@ -97,12 +97,3 @@ def _numbers_typed(schema: dict[str, Any]) -> dict[str, Any]:
         if prop["type"] == "string" and "enum" not in prop:
             del prop["type"]
     return schema
-
-
-def _rows(spark: Any, values: list[str | bytes]) -> Any:
-    """The values as Kafka delivers them: bytes, not necessarily UTF-8."""
-    rows = [
-        (b"1", v if isinstance(v, bytes) else v.encode(), TOPIC, 0, offset, KAFKA_TS)
-        for offset, v in enumerate(values)
-    ]
-    return spark.createDataFrame(rows, KAFKA_SCHEMA)
