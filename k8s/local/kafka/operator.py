@@ -144,8 +144,16 @@ def server_properties(kafka: dict[str, Any], namespace: str) -> tuple[str, int]:
 def owner(resource: dict[str, Any]) -> list[dict[str, Any]]:
     """An owner reference to a CR: what the operator makes for it goes when it goes."""
     meta = resource["metadata"]
-    return [{"apiVersion": resource["apiVersion"], "kind": resource["kind"], "name": meta["name"],
-             "uid": meta["uid"], "controller": True, "blockOwnerDeletion": False}]  # fmt: skip
+    return [
+        {
+            "apiVersion": resource["apiVersion"],
+            "kind": resource["kind"],
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "controller": True,
+            "blockOwnerDeletion": False,
+        }
+    ]
 
 
 def broker_objects(
