@@ -200,11 +200,11 @@ def rebuild(spark: Any, settings: Settings, plan: Plan) -> Any:
     from pyspark.sql import functions as F
 
     from spark_jobs.stream_events import PARTITION_COLUMNS, SORT_WITHIN_FILES
-    from spark_jobs.transforms import ERROR, EventTimeWindow, enrich, parse
+    from spark_jobs.transforms import ERROR, Limits, enrich, parse
 
     lake_file = plan.file
-    window = EventTimeWindow.from_settings(settings)
-    parsed = parse(_kafka_rows(spark, settings, plan), lake_file.topic, window)
+    limits = Limits.from_settings(settings)
+    parsed = parse(_kafka_rows(spark, settings, plan), lake_file.topic, limits)
     events = enrich(parsed.where(F.col(ERROR).isNull()), lake_file.topic).persist()
     coordinates = list(COORDINATES)
     known = None

@@ -238,14 +238,14 @@ def start_queries(spark: Any, settings: Settings, writers: dict[str, TopicBatche
 def start_query(spark: Any, settings: Settings, topic: str, writer: TopicBatches) -> Any:
     """The query of one topic, from its checkpoint: a restart resumes exactly where the last
     committed batch ended."""
-    from spark_jobs.transforms import EventTimeWindow, parse
+    from spark_jobs.transforms import Limits, parse
 
-    window = EventTimeWindow.from_settings(settings)
+    limits = Limits.from_settings(settings)
     interval = parse_trigger(settings.stream_trigger)
     trigger = {"availableNow": True} if interval is None else {"processingTime": interval}
     kafka = spark.readStream.format("kafka").options(**kafka_options(settings, topic))
     return (
-        parse(kafka.load(), topic, window)
+        parse(kafka.load(), topic, limits)
         .writeStream.queryName(topic)
         .foreachBatch(writer)
         .option("checkpointLocation", checkpoint_uri(settings.lake, topic))

@@ -47,6 +47,8 @@ KAFKA_SCHEMA = T.StructType(
 CORRUPT = "_corrupt_record"
 PAYLOAD = "payload"
 ERROR = "error"
+#: the reason of a value that looks like a JSON object but does not parse as one
+UNREADABLE_OBJECT = "malformed JSON object (broken, cut short, or nested over 1000 levels deep)"
 #: columns of the quarantine files, in order
 QUARANTINE_COLUMNS = (
     "kafka_topic",
@@ -62,25 +64,29 @@ QUARANTINE_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class EventTimeWindow:
-    """The event times the lake takes: ``ts`` from ``earliest_ms``, and every time field
-    (``registration`` too, from 1970) up to ``max_ahead_ms`` after the record's Kafka
-    timestamp. Relative to the Kafka timestamp, not to the clock, so a replay of a batch
-    decides exactly as the first run did. Outside it an event would land in a partition no
-    interval loads (seconds sent as milliseconds fall in 1970), or overflow a timestamp
-    (Long.MaxValue milliseconds crashed every batch): it is quarantined instead."""
+class Limits:
+    """What the lake takes beyond the model's types: values up to ``max_event_bytes``, and
+    event times ``ts`` from ``earliest_ms`` and every time field (``registration`` too, from
+    1970) up to ``max_ahead_ms`` after the record's Kafka timestamp. Relative to the Kafka
+    timestamp, not to the clock, so a replay of a batch decides exactly as the first run did.
+    Outside the window an event would land in a partition no interval loads (seconds sent as
+    milliseconds fall in 1970), or overflow a timestamp (Long.MaxValue milliseconds crashed
+    every batch); a value over the size limit would carry megabytes of text into the
+    dimensions. Each is quarantined instead."""
 
     earliest_ms: int
     max_ahead_ms: int
+    max_event_bytes: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> EventTimeWindow:
+    def from_settings(cls, settings: Settings) -> Limits:
         return cls(
             to_epoch_ms(parse_utc(settings.stream_event_time_min)),
             settings.stream_event_time_max_ahead_hours * 3_600_000,
+            settings.stream_max_event_bytes,
         )
 
-    def describe(self) -> str:
+    def describe_window(self) -> str:
         earliest = datetime.fromtimestamp(self.earliest_ms / 1000, UTC)
         return (
             f"before {earliest:%Y-%m-%dT%H:%M:%SZ} or over {self.max_ahead_ms // 3_600_000} h "
@@ -88,8 +94,8 @@ class EventTimeWindow:
         )
 
 
-#: the window of the settings' defaults
-DEFAULT_WINDOW = EventTimeWindow.from_settings(Settings.model_construct())
+#: the limits of the settings' defaults
+DEFAULT_LIMITS = Limits.from_settings(Settings.model_construct())
 
 
 #: id fields some Eventsim setups write as JSON strings ("123"): parsed as text, a string that
@@ -102,10 +108,11 @@ def id_column(name: str) -> str:
     return f"_{name}"
 
 
-def parse(kafka: DataFrame, topic: str, window: EventTimeWindow = DEFAULT_WINDOW) -> DataFrame:
+def parse(kafka: DataFrame, topic: str, limits: Limits = DEFAULT_LIMITS) -> DataFrame:
     """Kafka rows (key, value, topic, partition, offset, timestamp) -> Kafka metadata, the raw
     value as text, the parsed ``payload`` struct and an ``error`` (null when the row is valid).
-    The key stays bytes (the quarantine keeps it as it came)."""
+    The key stays bytes (the quarantine keeps it as it came). A value over the size limit is
+    not parsed at all."""
     model = TOPICS[topic]
     text_ids = [name for name in TEXT_IDS if name in model.field_names]
     schema = T.StructType(
@@ -123,12 +130,14 @@ def parse(kafka: DataFrame, topic: str, window: EventTimeWindow = DEFAULT_WINDOW
         F.col("key").alias("kafka_key"),
         raw.alias("raw_value"),
         F.from_json(
-            raw, schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
+            F.when(F.length("value") <= limits.max_event_bytes, raw),
+            schema,
+            {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT},
         ).alias(PAYLOAD),
     )
     for name in text_ids:
         parsed = parsed.withColumn(id_column(name), F.col(PAYLOAD)[name].try_cast("long"))
-    return parsed.withColumn(ERROR, validation_error(topic, window))
+    return parsed.withColumn(ERROR, validation_error(topic, limits))
 
 
 def _listing(prefix: str, items: list[tuple[Column, Column]]) -> Column | None:
@@ -141,15 +150,17 @@ def _listing(prefix: str, items: list[tuple[Column, Column]]) -> Column | None:
     return F.when(any_holds, F.concat(F.lit(prefix), joined))
 
 
-def validation_error(topic: str, window: EventTimeWindow = DEFAULT_WINDOW) -> Column:
-    """Why a parsed row cannot enter the lake, or null. Checked in order: an empty value, a
-    record of another topic, text that is not a JSON object, fields of the wrong type, missing
-    required fields, an identified user without a userId, a user with some details but not
-    all, event times outside the window, values outside a field's vocabulary."""
+def validation_error(topic: str, limits: Limits = DEFAULT_LIMITS) -> Column:
+    """Why a parsed row cannot enter the lake, or null. Checked in order: an empty value, one
+    over the size limit, bytes that are not UTF-8, a record of another topic, text that is not
+    a JSON object, fields of the wrong type, missing required fields, an identified user
+    without a userId, a user with some details but not all, event times outside the window,
+    values outside a field's vocabulary."""
     model = TOPICS[topic]
     payload = F.col(PAYLOAD)
     raw = F.col("raw_value")
     is_object = F.from_json(raw, T.MapType(T.StringType(), T.StringType())).isNotNull()
+    braced = F.ltrim(raw).startswith("{")
     wrong_types = [
         (
             payload[f.name].isNull() & F.get_json_object(raw, f"$.{f.name}").isNotNull(),
@@ -159,9 +170,9 @@ def validation_error(topic: str, window: EventTimeWindow = DEFAULT_WINDOW) -> Co
         if f.name not in TEXT_IDS
     ]
     missing = [(payload[f.name].isNull(), F.lit(f.name)) for f in model.fields if f.required]
-    latest = F.unix_millis(F.col("kafka_timestamp")) + F.lit(window.max_ahead_ms)
+    latest = F.unix_millis(F.col("kafka_timestamp")) + F.lit(limits.max_ahead_ms)
     # the floor is the event's (ts); an earlier registration is a fact about the user
-    floors = {f.name: window.earliest_ms if f.name == "ts" else 0 for f in model.fields}
+    floors = {f.name: limits.earliest_ms if f.name == "ts" else 0 for f in model.fields}
     out_of_window = [
         (
             (payload[f.name] < F.lit(floors[f.name])) | (payload[f.name] > latest),
@@ -188,6 +199,14 @@ def validation_error(topic: str, window: EventTimeWindow = DEFAULT_WINDOW) -> Co
     ]
     checks = [
         F.when(raw.isNull(), F.lit("empty Kafka value")),
+        F.when(
+            F.octet_length(raw) > limits.max_event_bytes,
+            F.concat(
+                F.lit("value too large: "),
+                F.octet_length(raw).cast("string"),
+                F.lit(f" bytes (the limit is {limits.max_event_bytes})"),
+            ),
+        ),
         # JSON is UTF-8 (RFC 8259); the parser would replace what is not, silently
         F.when(~F.is_valid_utf8(raw), F.lit("value is not valid UTF-8")),
         F.when(
@@ -198,6 +217,9 @@ def validation_error(topic: str, window: EventTimeWindow = DEFAULT_WINDOW) -> Co
         F.when(
             payload[CORRUPT].isNotNull(),
             F.coalesce(
+                # an object the parser gave up on: broken or cut short, or nested deeper than
+                # its limit
+                F.when(~is_object & braced, F.lit(UNREADABLE_OBJECT)),
                 F.when(~is_object, F.lit("not a JSON object")),
                 *[c for c in [_listing("wrong type: ", wrong_types)] if c is not None],
                 F.lit("malformed JSON"),
@@ -207,7 +229,7 @@ def validation_error(topic: str, window: EventTimeWindow = DEFAULT_WINDOW) -> Co
         _listing("missing required fields: ", missing),
         anonymous_identified_user(topic),
         incomplete_user(topic),
-        _listing(f"event time out of range ({window.describe()}): ", out_of_window),
+        _listing(f"event time out of range ({limits.describe_window()}): ", out_of_window),
         _listing("value not allowed: ", outside),
     ]
     return F.coalesce(*(check for check in checks if check is not None))

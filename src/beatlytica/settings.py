@@ -171,6 +171,12 @@ class Settings(LogSettings):
         description="How far an event time (`ts`, `registration`) may lie after the record's "
         "Kafka timestamp; later events are quarantined.",
     )
+    stream_max_event_bytes: int = Field(
+        65_536,
+        ge=1_024,
+        description="Largest Kafka value the streaming job parses, in bytes (Eventsim's events "
+        "take under 1 KiB); a larger one is quarantined whole, unparsed, with its size.",
+    )
 
     # --- warehouse ---------------------------------------------------------------------------
     warehouse: Literal["duckdb", "bigquery"] = Field(

@@ -23,6 +23,7 @@ from beatlytica.events import TOPIC_NAMES, event_id, lake_fields
 from beatlytica.kafka_local import LocalKafka
 from beatlytica.lake import committed_files, quarantine_uri, raw_table_uri
 from beatlytica.schemas import json_schema
+from spark_jobs.transforms import UNREADABLE_OBJECT
 from tests.helpers import BEATLYTICA, ROOT, cli_env, run_cli
 
 pytestmark = pytest.mark.integration
@@ -41,6 +42,10 @@ def malformed(topic: str, good: dict[str, Any]) -> list[str]:
         # once a poison record: "long overflow" in every batch, forever
         json.dumps({**good, "ts": 2**63 - 1}),
         json.dumps({**good, "ts": good["ts"] // 1000}),  # seconds: 1970, loaded by no interval
+        # over the event size limit (64 KiB; Kafka's own is 1 MB), and nested deeper than the
+        # JSON parser goes
+        json.dumps({**good, "song": "x" * 70_000}),
+        json.dumps(good)[:-1] + ', "x": ' + "[" * 1000 + "]" * 1000 + "}",
     ]
 
 
@@ -171,6 +176,9 @@ def test_generator_to_kafka_to_lake(kafka_broker: LocalKafka, tmp_path: Path) ->
         assert errors[bad[topic][3]] == "value not allowed: level=platinum"
         assert errors[bad[topic][4]].startswith("event time out of range")
         assert errors[bad[topic][5]].startswith("event time out of range")
+        big = len(bad[topic][6].encode())
+        assert errors[bad[topic][6]] == f"value too large: {big} bytes (the limit is 65536)"
+        assert errors[bad[topic][7]] == UNREADABLE_OBJECT
 
     # the late event sits in its own event-time partition
     late_files = [

@@ -15,7 +15,8 @@ from beatlytica.settings import Settings
 from spark_jobs.transforms import (
     KAFKA_SCHEMA,
     QUARANTINE_COLUMNS,
-    EventTimeWindow,
+    UNREADABLE_OBJECT,
+    Limits,
     parse,
     split,
 )
@@ -104,6 +105,11 @@ def test_guests_have_no_user_columns(spark, sample_events) -> None:
     assert row.artist is None  # song fields only on NextSong page views
 
 
+def nested(depth: int) -> str:
+    """A JSON array ``depth`` levels deep."""
+    return "[" * depth + "]" * depth
+
+
 @pytest.fixture(scope="module")
 def good(sample_events) -> dict[str, Any]:
     return dict(_first(sample_events, "listen_events", auth="Logged In"))
@@ -114,7 +120,16 @@ def good(sample_events) -> dict[str, Any]:
     [
         (lambda g: "not json at all", "not a JSON object"),
         (lambda g: "[1, 2, 3]", "not a JSON object"),
-        (lambda g: '{"ts": 1, "sessionId": ', "not a JSON object"),
+        (lambda g: '{"ts": 1, "sessionId": ', UNREADABLE_OBJECT),
+        # deeper than the JSON parser goes (1000 levels, the value's object counted)
+        (lambda g: json.dumps(g)[:-1] + f', "x": {nested(1000)}}}', UNREADABLE_OBJECT),
+        (lambda g: nested(20_000), "not a JSON object"),
+        # a 10 MB value is not parsed, only measured (BEATLYTICA_STREAM_MAX_EVENT_BYTES)
+        (
+            lambda g: json.dumps({**g, "song": "x" * 10_000_000}),
+            "value too large: 10000",
+        ),
+        (lambda g: "x" * 10_000_000, "value too large: 10000000 bytes (the limit is 65536)"),
         (lambda g: json.dumps({**g, "ts": "yesterday"}), "wrong type: ts (expected epoch_millis)"),
         (
             lambda g: json.dumps({**g, "itemInSession": 1.5}),
@@ -196,7 +211,7 @@ def test_event_times_at_the_window_edges_are_kept_and_a_poison_one_is_quarantine
 
 
 def test_the_window_comes_from_the_settings(spark, good) -> None:
-    window = EventTimeWindow.from_settings(
+    limits = Limits.from_settings(
         Settings(stream_event_time_min="2026-11-01T12:00:00", stream_event_time_max_ahead_hours=0)
     )
     early = json.dumps(
@@ -204,11 +219,34 @@ def test_the_window_comes_from_the_settings(spark, good) -> None:
     )
     ahead = json.dumps({**good, "ts": KAFKA_MS + 1})
     frame = kafka_rows(spark, "listen_events", [early, ahead])
-    valid, rejected = split(parse(frame, "listen_events", window), "listen_events")
+    valid, rejected = split(parse(frame, "listen_events", limits), "listen_events")
     assert valid.count() == 0
     errors = [r.error for r in rejected.orderBy("kafka_offset").collect()]
     assert errors[0].startswith("event time out of range (before 2026-11-01T12:00:00Z or over 0 h")
     assert errors[1].endswith(f"ts={KAFKA_MS + 1}")
+
+
+def test_the_size_and_depth_limits_are_inclusive(spark, good) -> None:
+    """A value of exactly the size limit is parsed, one byte more is not; JSON 1000 levels deep
+    is an event (its extra field kept), 1001 levels is not."""
+    limit = 4096
+    limits = Limits.from_settings(Settings(stream_max_event_bytes=limit))
+    bare = len(json.dumps({**good, "song": ""}).encode())
+    at_limit, over = (json.dumps({**good, "song": "s" * (n - bare)}) for n in (limit, limit + 1))
+    deepest = json.dumps(good)[:-1] + f', "x": {nested(999)}}}'
+    values = [at_limit, over, deepest]
+    assert [len(v.encode()) for v in values[:2]] == [limit, limit + 1]
+    valid, rejected = split(
+        parse(kafka_rows(spark, "listen_events", values), "listen_events", limits),
+        "listen_events",
+    )
+    kept = {r.kafka_offset: r for r in valid.collect()}
+    assert sorted(kept) == [0, 2]
+    assert kept[0].song == "s" * (limit - bare)
+    assert kept[2].extra_fields.replace(" ", "") == f'{{"x":{nested(999)}}}'
+    assert [r.error for r in rejected.collect()] == [
+        f"value too large: {limit + 1} bytes (the limit is {limit})"
+    ]
 
 
 def test_a_user_id_written_as_a_string_of_digits_is_the_number(spark, good, sample_events) -> None:
