@@ -4,6 +4,7 @@ found it."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -71,6 +72,44 @@ def test_an_upgrade_with_a_changed_value_reaches_the_settings_and_rolls_the_prod
     )
     after = producer_pods()
     assert set(after) == set(before) and not set(after.values()) & set(before.values())
+
+
+#: the chart's generated Airflow credentials: the admin user's password, Airflow's keys, the
+#: metadata database's password
+AIRFLOW_SECRETS = {
+    "beatlytica-airflow-admin-password": "admin-password",
+    "beatlytica-airflow-fernet-key": "fernet-key",
+    "beatlytica-airflow-api-secret-key": "api-secret-key",
+    "beatlytica-airflow-jwt-secret": "jwt-secret",
+    "beatlytica-airflow-metadata": "password",
+}
+
+
+def generated_credentials() -> dict[str, dict[str, str]]:
+    """The data of every generated credential's Secret: the chart's, and the Kafka users' (the
+    operator's, per KafkaUser)."""
+    found = {
+        name: get_json("secret", name, namespace=NAMESPACE)["data"] for name in AIRFLOW_SECRETS
+    }
+    users = get_json("secrets", "-l", "strimzi.io/kind=KafkaUser", namespace=NAMESPACE)["items"]
+    found.update({u["metadata"]["name"]: u["data"] for u in users})
+    return found
+
+
+def test_generated_credentials_are_kept_across_an_upgrade() -> None:
+    """No default password anywhere (Airflow's admin gets a random one, not `admin`), and an
+    upgrade keeps every generated credential: the chart reads its Secrets back (`lookup`), the
+    Kafka operator keeps its users' passwords."""
+    before = generated_credentials()
+    for name, key in AIRFLOW_SECRETS.items():
+        assert key in before[name], name
+    admin = base64.b64decode(before["beatlytica-airflow-admin-password"]["admin-password"])
+    assert len(admin) == 24 and admin.isalnum() and admin != b"admin"
+    assert len(before) >= len(AIRFLOW_SECRETS) + 2  # the producer's and the stream's users
+    revision = json.loads(helm("status", RELEASE, "-o", "json"))["version"]
+    helm("upgrade", RELEASE, str(ROOT / "charts" / "beatlytica"), "--reuse-values")
+    assert json.loads(helm("status", RELEASE, "-o", "json"))["version"] == revision + 1
+    assert generated_credentials() == before
 
 
 def test_uninstall_removes_the_release_and_keeps_what_it_must() -> None:

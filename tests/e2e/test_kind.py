@@ -10,6 +10,7 @@ reads them (DuckDB on the warehouse PVC on kind, BigQuery on GKE).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -36,10 +37,11 @@ needs_airflow_chart = pytest.mark.skipif(
     reason="needs the official Airflow chart (its api-server): kind and GKE only; on the "
     "local cluster tests/cluster/test_pipeline.py runs the DAGs' pod tasks with a local Airflow",
 )
-#: the Airflow chart's api-server Service (release `beatlytica`) and the user its chart creates
+#: the Airflow chart's api-server Service (release `beatlytica`) and the admin user its create-user
+#: job makes, with the password Beatlytica's chart generated (charts/platform/values.yaml)
 AIRFLOW_SERVICE = os.environ.get("BEATLYTICA_E2E_AIRFLOW_SERVICE", "svc/beatlytica-api-server")
 AIRFLOW_USER = os.environ.get("BEATLYTICA_E2E_AIRFLOW_USER", "admin")
-AIRFLOW_PASSWORD = os.environ.get("BEATLYTICA_E2E_AIRFLOW_PASSWORD", "admin")
+AIRFLOW_PASSWORD_SECRET = ("beatlytica-airflow-admin-password", "admin-password")
 DAG_ID = "beatlytica_hourly"
 DASHBOARD = "deploy/beatlytica-dashboard"
 #: how long after an interval's end its events are all in the lake (stream trigger: 30 s)
@@ -97,12 +99,21 @@ def port_forward(target: str, port: int, namespace: str = NAMESPACE) -> Any:
     return kube.port_forward(target, port, namespace)
 
 
+def airflow_password() -> str:
+    """BEATLYTICA_E2E_AIRFLOW_PASSWORD, else the generated one from its Secret."""
+    if password := os.environ.get("BEATLYTICA_E2E_AIRFLOW_PASSWORD"):
+        return password
+    name, key = AIRFLOW_PASSWORD_SECRET
+    secret = json.loads(kubectl("get", "secret", name, "-o", "json").stdout)
+    return base64.b64decode(secret["data"][key]).decode()
+
+
 class AirflowApi:
     """The Airflow 3 REST API (/api/v2) with a JWT from the api-server's /auth/token."""
 
     def __init__(self, base: str) -> None:
         self.base = base
-        credentials = {"username": AIRFLOW_USER, "password": AIRFLOW_PASSWORD}
+        credentials = {"username": AIRFLOW_USER, "password": airflow_password()}
         status, body = self._send("POST", "/auth/token", credentials)
         assert status in (200, 201) and "access_token" in body, f"/auth/token: {status} {body}"
         self.token = body["access_token"]

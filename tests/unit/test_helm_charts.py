@@ -10,6 +10,7 @@ charts' documented values. Nothing here needs a cluster or the network.
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import hashlib
@@ -1852,6 +1853,8 @@ AIRFLOW_CHART_KEYS = {
     "migrateDatabaseJob.applyCustomEnv",
     "createUserJob.useHelmHooks",
     "createUserJob.applyCustomEnv",
+    "createUserJob.env",
+    "createUserJob.args",
     *(
         f"{component}.{key}"
         for component in ("scheduler", "triggerer", "apiServer", "dagProcessor")
@@ -1912,6 +1915,31 @@ def test_airflow_runs_pod_tasks_only_through_beatlytica(env: str) -> None:
     assert airflow["fernetKeySecretName"] == f"{prefix}-fernet-key"
     assert airflow["apiSecretKeySecretName"] == f"{prefix}-api-secret-key"
     assert airflow["jwtSecretName"] == f"{prefix}-jwt-secret"
+
+
+def test_airflows_admin_password_is_generated_never_admin(env: str) -> None:
+    """The create-user job takes the admin's password from the Secret Beatlytica's chart
+    generates (a new random value per install, kept across upgrades by the cluster test), and
+    no values file writes a password."""
+    airflow = environment_values(env)["airflow"]
+    job = airflow["createUserJob"]
+    (variable,) = [e for e in job["env"] if "secretKeyRef" in e.get("valueFrom", {})]
+    ref = variable["valueFrom"]["secretKeyRef"]
+    command = " ".join(job["args"])
+    assert job["args"][:2] == ["bash", "-c"]
+    assert command.count("--password") == 1
+    assert f'--password "${variable["name"]}"' in command
+    assert "--username admin" in command and "--role Admin" in command
+
+    def secret(docs: list[dict[str, Any]]) -> str:
+        return one(docs, "Secret", ref["name"])["data"][ref["key"]]
+
+    first, second = secret(rendered(env)), secret(rendered_again(env))
+    passwords = {base64.b64decode(first).decode(), base64.b64decode(second).decode()}
+    assert len(passwords) == 2 and all(len(p) == 24 and p.isalnum() for p in passwords)
+    assert "admin" not in passwords
+    # nothing in any values file names a password (the chart's defaultUser stays unused)
+    assert not [p for p in leaf_paths(airflow) if "password" in p[-1].lower()]
 
 
 def test_gke_task_logs_go_to_the_bucket() -> None:
