@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import TypedDict
 
 from beatlytica.errors import BeatlyticaError
@@ -37,11 +38,18 @@ def airflow_env(settings: Settings) -> dict[str, str]:
 
 
 class RunSummary(TypedDict):
-    """The line a child process prints for its run: the run's state and each task's."""
+    """The line a child process prints for its run: the run's state and each task's, and the
+    file holding the run's whole log (its tasks' output among it)."""
 
     dag_id: str
     state: str
     tasks: dict[str, str]
+    log: str
+
+
+def run_log_file(settings: Settings, dag_id: str, start: datetime) -> Path:
+    """Where a local run's whole log is kept: ``<home>/logs/dag-runs/<dag>/<start>.log``."""
+    return settings.home_dir / "logs" / "dag-runs" / dag_id / f"{start:%Y-%m-%dT%H%M%S}.log"
 
 
 def run_dag_interval(settings: Settings, dag_id: str, start: datetime, end: datetime) -> RunSummary:
@@ -56,16 +64,19 @@ def run_dag_interval(settings: Settings, dag_id: str, start: datetime, end: date
         end.isoformat(),
     ]
     result = subprocess.run(command, env=airflow_env(settings), capture_output=True, text=True)
+    log_file = run_log_file(settings, dag_id, start)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.write_text(result.stdout + result.stderr)
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if not lines:
         tail = (result.stderr or result.stdout)[-4000:]
         raise BeatlyticaError(f"the local Airflow run of {dag_id} crashed:\n{tail}")
-    summary: RunSummary = json.loads(lines[-1])
+    summary: RunSummary = {**json.loads(lines[-1]), "log": str(log_file)}
     if summary["state"] != "success":
         log_tail = (result.stdout + result.stderr)[-8000:]
         raise BeatlyticaError(
             f"{dag_id} for [{start.isoformat()}, {end.isoformat()}) ended {summary['state']}: "
-            f"{summary['tasks']}\n{log_tail}"
+            f"{summary['tasks']} (whole log: {log_file})\n{log_tail}"
         )
     return summary
 

@@ -288,6 +288,7 @@ def _cmd_dag_run(args: argparse.Namespace) -> int:
         get_settings(), args.dag_id, parse_utc(args.start), parse_utc(args.end)
     )
     print(f"{args.dag_id}: {summary['state']} {summary['tasks']}")
+    print(f"log: {summary['log']}")
     return 0
 
 

@@ -10,8 +10,11 @@ incremental models filter on; everything else goes to dbt unchanged.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
+import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +24,8 @@ from beatlytica.executables import executable
 from beatlytica.settings import Settings
 
 DBT_TARGETS = {"duckdb": "local", "bigquery": "bigquery"}
+
+log = logging.getLogger(__name__)
 
 
 def dbt_executable() -> str:
@@ -84,11 +89,50 @@ def run_dbt(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> int:
-    """Run dbt, streaming its output; returns dbt's exit code."""
+    """Run dbt, streaming its output; returns dbt's exit code. On DuckDB, which has one writer,
+    dbt starts once no other process (a loader, another dbt) writes the warehouse, and runs
+    again should one take it in the moment between (dbt then fails before it changed anything),
+    all within BEATLYTICA_DUCKDB_LOCK_TIMEOUT_SECONDS: two overlapping DAG runs build one after
+    the other instead of failing."""
     command = dbt_command(settings, args, start, end)
-    if settings.warehouse == "duckdb":
-        settings.duckdb_file.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(command, env=dbt_env(settings), check=False).returncode
+    env = dbt_env(settings)
+    if settings.warehouse != "duckdb":
+        return subprocess.run(command, env=env, check=False).returncode
+
+    from beatlytica.warehouse.duckdb_backend import LOCK_CONFLICT, wait_for_writer
+
+    settings.duckdb_file.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + settings.duckdb_lock_timeout_seconds
+    while True:
+        wait_for_writer(settings.duckdb_file, max(deadline - time.monotonic(), 0))
+        code, conflict = _echoed(command, env, LOCK_CONFLICT)
+        if code == 0 or not conflict or time.monotonic() >= deadline:
+            return code
+        log.info(
+            "another process took the DuckDB warehouse before dbt opened it; waiting to run "
+            "dbt again",
+            extra={"fields": {"warehouse": str(settings.duckdb_file)}},
+        )
+
+
+def _echoed(command: list[str], env: dict[str, str], marker: str) -> tuple[int, bool]:
+    """Run ``command``, copying its output to ours line by line; its exit code, and whether
+    ``marker`` appeared in the output."""
+    seen = False
+    with subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            seen = seen or marker in line
+            sys.stdout.write(line)
+            sys.stdout.flush()
+    return process.returncode, seen
 
 
 #: what `dbt docs generate` writes that the static docs site needs

@@ -112,7 +112,7 @@ def _open(path: Path, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
         try:
             return duckdb.connect(str(path))
         except duckdb.IOException as e:
-            held = "Conflicting lock" in str(e)
+            held = LOCK_CONFLICT in str(e)
             if not held or time.monotonic() >= deadline:
                 after = f" after waiting {lock_timeout_s:.0f} s" if held and waiting else ""
                 raise BeatlyticaError(
@@ -125,6 +125,16 @@ def _open(path: Path, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
                 )
                 waiting = True
             time.sleep(0.5)
+
+
+def wait_for_writer(path: Path, lock_timeout_s: float) -> None:
+    """Return once no other process writes the database file (it could be opened for writing
+    just now), waiting up to ``lock_timeout_s``; fail as `_open` does."""
+    _open(path, lock_timeout_s).close()
+
+
+#: how DuckDB's error names a database file another process holds
+LOCK_CONFLICT = "Conflicting lock is held"
 
 
 class DuckDBWarehouse:
