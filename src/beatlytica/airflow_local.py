@@ -15,7 +15,7 @@ import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TypedDict
+from typing import TypedDict, cast
 
 from beatlytica.errors import BeatlyticaError
 from beatlytica.settings import Settings
@@ -71,7 +71,7 @@ def run_dag_interval(settings: Settings, dag_id: str, start: datetime, end: date
     if not lines:
         tail = (result.stderr or result.stdout)[-4000:]
         raise BeatlyticaError(f"the local Airflow run of {dag_id} crashed:\n{tail}")
-    summary: RunSummary = {**json.loads(lines[-1]), "log": str(log_file)}
+    summary = cast(RunSummary, {**json.loads(lines[-1]), "log": str(log_file)})
     if summary["state"] != "success":
         log_tail = (result.stdout + result.stderr)[-8000:]
         raise BeatlyticaError(
