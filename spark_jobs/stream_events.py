@@ -135,11 +135,19 @@ def quiet_py4j() -> None:
 
 def kafka_options(settings: Settings, topic: str) -> dict[str, str]:
     """Options of the Kafka source for one topic, security included."""
+    config = settings.kafka_client_config()
+    # librdkafka's names that the Java client spells otherwise: the SASL credentials go into
+    # the JAAS line below, the CA into a PEM trust store given inline (no file to ship to the
+    # executors: the options travel with the query)
+    ca = config.pop("ssl.ca.pem", None)
     options = {
         f"kafka.{k}": v
-        for k, v in settings.kafka_client_config().items()
+        for k, v in config.items()
         if not k.startswith("sasl.user") and not k.startswith("sasl.pass")
     }
+    if ca:
+        options["kafka.ssl.truststore.type"] = "PEM"
+        options["kafka.ssl.truststore.certificates"] = ca
     if settings.kafka_security_protocol.startswith("SASL"):
         assert settings.kafka_password is not None
         module = (

@@ -40,7 +40,18 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def server_properties(port: int, controller_port: int, log_dir: Path) -> str:
+@dataclass(frozen=True)
+class TlsListener:
+    """A second client listener that speaks TLS (protocol SSL) on ``port``, with the broker's
+    private key (PKCS#8) and certificate chain in one PEM file, ``keystore``."""
+
+    port: int
+    keystore: Path
+
+
+def server_properties(
+    port: int, controller_port: int, log_dir: Path, tls: TlsListener | None = None
+) -> str:
     """The combined-mode broker configuration (single node, replication factor 1)."""
     props = {
         "process.roles": "broker,controller",
@@ -64,6 +75,12 @@ def server_properties(port: int, controller_port: int, log_dir: Path) -> str:
         "group.initial.rebalance.delay.ms": "0",
         "log.retention.hours": "168",
     }
+    if tls is not None:
+        props["listeners"] += f",SSL://127.0.0.1:{tls.port}"
+        props["advertised.listeners"] += f",SSL://127.0.0.1:{tls.port}"
+        props["listener.security.protocol.map"] += ",SSL:SSL"
+        props["ssl.keystore.type"] = "PEM"
+        props["ssl.keystore.location"] = str(tls.keystore)
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
@@ -90,6 +107,7 @@ class LocalKafka:
     jars_dir: Path
     port: int = 9092
     java: str = "java"
+    tls: TlsListener | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -136,7 +154,7 @@ class LocalKafka:
         log_dir = self.data_dir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "server.properties"
-        config.write_text(server_properties(self.port, free_port(), log_dir))
+        config.write_text(server_properties(self.port, free_port(), log_dir, self.tls))
         log4j = self.data_dir / "log4j2.properties"
         log4j.write_text(LOG4J2.format(log_file=self.log_file))
         jvm = [self.java, HEAP, f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath]

@@ -110,6 +110,12 @@ class Settings(LogSettings):
     kafka_password: SecretStr | None = Field(
         None, description="SASL password; from a Secret, never from a file in the repository."
     )
+    kafka_ca_cert: str | None = Field(
+        None,
+        description="PEM certificate(s) of the CA that signed the brokers' certificates, for "
+        "the SSL and SASL_SSL protocols (on GKE the `ca.crt` of Strimzi's "
+        "`<cluster>-cluster-ca-cert` Secret); unset, the system's CAs are trusted.",
+    )
     kafka_connect_timeout_s: float = Field(
         15.0, gt=0, description="How long clients wait for an unreachable broker before failing."
     )
@@ -318,6 +324,22 @@ class Settings(LogSettings):
         parse_trigger(value)
         return value
 
+    @field_validator("kafka_ca_cert")
+    @classmethod
+    def _pem(cls, value: str | None) -> str | None:
+        if value is not None and "-----BEGIN CERTIFICATE-----" not in value:
+            raise ValueError("must hold PEM certificates (-----BEGIN CERTIFICATE----- ...)")
+        return value
+
+    @model_validator(mode="after")
+    def _ca_needs_tls(self) -> Settings:
+        if self.kafka_ca_cert and self.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+            raise ValueError(
+                "BEATLYTICA_KAFKA_CA_CERT is set but BEATLYTICA_KAFKA_SECURITY_PROTOCOL is "
+                f"{self.kafka_security_protocol}, which uses no TLS (SSL or SASL_SSL do)"
+            )
+        return self
+
     @model_validator(mode="after")
     def _cloud_needs_project(self) -> Settings:
         if self.warehouse == "bigquery" and not self.gcp_project:
@@ -359,6 +381,8 @@ class Settings(LogSettings):
             config["sasl.mechanism"] = self.kafka_sasl_mechanism
             config["sasl.username"] = self.kafka_username
             config["sasl.password"] = self.kafka_password.get_secret_value()
+        if self.kafka_ca_cert:
+            config["ssl.ca.pem"] = self.kafka_ca_cert
         return config
 
 

@@ -496,7 +496,7 @@ def test_the_configmap_is_a_valid_settings_object(docs: list[dict[str, Any]]) ->
     assert settings.runtime == "kubernetes"
     assert settings.topics == TOPIC_NAMES
     assert settings.lake.startswith("gs://"), "the lake and the checkpoints live in a bucket"
-    assert settings.kafka_security_protocol == "SASL_PLAINTEXT"
+    assert settings.kafka_security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")  # kafka.tls
     assert settings.stream_trigger == "30 seconds"
     assert not set(data) & PER_POD_SETTINGS
 
@@ -647,7 +647,7 @@ def test_kafka_is_kraft_with_node_pools_and_no_zookeeper(docs: list[dict[str, An
     pools = objects(docs, "KafkaNodePool")
     assert {role for pool in pools for role in pool["spec"]["roles"]} == {"controller", "broker"}
     (listener,) = kafka["spec"]["kafka"]["listeners"]
-    assert listener["authentication"]["type"] == "scram-sha-512" and listener["tls"] is False
+    assert listener["authentication"]["type"] == "scram-sha-512"
     brokers = sum(p["spec"]["replicas"] for p in pools if "broker" in p["spec"]["roles"])
     config = kafka["spec"]["kafka"]["config"]
     assert config["default.replication.factor"] <= brokers
@@ -681,6 +681,24 @@ def test_kafka_passwords_come_from_the_user_secrets(docs: list[dict[str, Any]]) 
         assert by_name["BEATLYTICA_KAFKA_USERNAME"]["value"] == user
         secret = by_name["BEATLYTICA_KAFKA_PASSWORD"]["valueFrom"]["secretKeyRef"]
         assert secret == {"name": user, "key": "password"}
+
+
+def test_on_gke_kafka_speaks_tls_and_its_clients_trust_the_cluster_ca(env: str) -> None:
+    """GKE: the listener has TLS, the clients use SASL_SSL and trust Strimzi's cluster CA (the
+    ca.crt of <cluster>-cluster-ca-cert, read from the Secret); kind: plain SASL, no CA."""
+    docs = rendered(env)
+    tls = env == "gke"
+    (listener,) = one(docs, "Kafka", "beatlytica")["spec"]["kafka"]["listeners"]
+    assert listener["tls"] is tls
+    data = settings_configmaps(docs)[0]["data"]
+    settings = Settings(**{k.removeprefix(ENV_PREFIX).lower(): v for k, v in data.items()})
+    assert settings.kafka_security_protocol == ("SASL_SSL" if tls else "SASL_PLAINTEXT")
+    producer = one(docs, "StatefulSet", "beatlytica-producer")["spec"]["template"]["spec"]
+    driver = one(docs, "SparkApplication", "beatlytica-stream")["spec"]["driver"]
+    for env_list in (producer["containers"][0]["env"], driver["env"]):
+        ca = [e for e in env_list if e["name"] == "BEATLYTICA_KAFKA_CA_CERT"]
+        expected = {"name": "beatlytica-cluster-ca-cert", "key": "ca.crt"}
+        assert [e["valueFrom"]["secretKeyRef"] for e in ca] == ([expected] if tls else [])
 
 
 # --- the producer: distinct replicas ------------------------------------------------------------

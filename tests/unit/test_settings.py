@@ -22,6 +22,10 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+#: the shape of a CA certificate (the settings check the PEM armour, the clients the rest)
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
 def test_defaults_describe_the_embedded_stack(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     s = Settings()
@@ -58,6 +62,8 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         ("BEATLYTICA_STREAM_TRIGGER", "fast", "stream trigger must be 'availableNow'"),
         ("BEATLYTICA_WAREHOUSE", "bigquery", "needs BEATLYTICA_GCP_PROJECT"),
         ("BEATLYTICA_KAFKA_PARTITIONS", "0", "greater than or equal to 1"),
+        ("BEATLYTICA_KAFKA_CA_CERT", "/etc/ca.crt", "must hold PEM certificates"),
+        ("BEATLYTICA_KAFKA_CA_CERT", PEM, "BEATLYTICA_KAFKA_SECURITY_PROTOCOL is PLAINTEXT"),
     ],
 )
 def test_bad_values_are_named(
@@ -66,6 +72,25 @@ def test_bad_values_are_named(
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=message):
         Settings()
+
+
+def test_a_ca_certificate_reaches_both_kinds_of_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """librdkafka takes the PEM as ssl.ca.pem; the Spark job's Java client as an inline PEM
+    trust store (the options travel with the query to the executors: no file to ship)."""
+    from spark_jobs.stream_events import kafka_options
+
+    monkeypatch.setenv("BEATLYTICA_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("BEATLYTICA_KAFKA_USERNAME", "stream")
+    monkeypatch.setenv("BEATLYTICA_KAFKA_PASSWORD", "s3cret")
+    monkeypatch.setenv("BEATLYTICA_KAFKA_CA_CERT", PEM)
+    s = Settings()
+    assert s.kafka_client_config()["ssl.ca.pem"] == PEM
+    options = kafka_options(s, "listen_events")
+    assert options["kafka.security.protocol"] == "SASL_SSL"
+    assert options["kafka.ssl.truststore.type"] == "PEM"
+    assert options["kafka.ssl.truststore.certificates"] == PEM
+    assert not [k for k in options if "ca.pem" in k or k.startswith("kafka.sasl.pass")]
+    assert 'password="s3cret"' in options["kafka.sasl.jaas.config"]
 
 
 def test_sasl_without_credentials_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -41,6 +41,26 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-kafka-bootstrap.%s.svc.cluster.local:%d" .Values.kafka.clusterName .Release.Namespace (int .Values.kafka.port) -}}
 {{- end -}}
 
+{{/* The environment of a Kafka client container: its KafkaUser's name and password, and with
+     kafka.tls the cluster CA it trusts. (dict "ctx" $ "role" "producer"|"stream") */}}
+{{- define "beatlytica.kafkaClientEnv" -}}
+{{- $user := include "beatlytica.kafkaUser" . -}}
+- name: BEATLYTICA_KAFKA_USERNAME
+  value: {{ $user }}
+- name: BEATLYTICA_KAFKA_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $user }}
+      key: password
+{{- if .ctx.Values.kafka.tls }}
+- name: BEATLYTICA_KAFKA_CA_CERT
+  valueFrom:
+    secretKeyRef:
+      name: {{ .ctx.Values.kafka.clusterName }}-cluster-ca-cert
+      key: ca.crt
+{{- end }}
+{{- end -}}
+
 {{- define "beatlytica.kafkaUser" -}}
 {{- printf "%s-%s" .ctx.Values.kafka.clusterName .role -}}
 {{- end -}}
@@ -136,7 +156,7 @@ capabilities:
   "BEATLYTICA_RUNTIME" "kubernetes"
   "BEATLYTICA_HOME" "/tmp/beatlytica"
   "BEATLYTICA_KAFKA_BOOTSTRAP_SERVERS" (include "beatlytica.kafkaBootstrap" .)
-  "BEATLYTICA_KAFKA_SECURITY_PROTOCOL" "SASL_PLAINTEXT"
+  "BEATLYTICA_KAFKA_SECURITY_PROTOCOL" (ternary "SASL_SSL" "SASL_PLAINTEXT" $v.kafka.tls)
   "BEATLYTICA_KAFKA_SASL_MECHANISM" "SCRAM-SHA-512"
   "BEATLYTICA_LAKE_URI" (printf "gs://%s/%s" $v.lake.bucket $v.lake.prefix)
   "BEATLYTICA_STREAM_TRIGGER" $v.settings.streamTrigger

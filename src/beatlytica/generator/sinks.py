@@ -120,6 +120,9 @@ class KafkaSink:
         self.report = SinkReport()
         self.delivery_timeout_s = delivery_timeout_s
         self._clock = clock
+        self._fatal: str | None = None
+        self._logged_client_errors: set[str] = set()  # error codes, once an outage
+        self._client_error: str | None = None  # librdkafka's latest own error
         self._producer = Producer(
             {
                 **client_config,
@@ -140,10 +143,13 @@ class KafkaSink:
         try:
             metadata = self._producer.list_topics(timeout=connect_timeout_s)
         except KafkaException as e:
+            self._producer.poll(0)  # librdkafka's own errors say why (TLS, authentication)
+            why = f"; the client's last error: {self._client_error}" if self._client_error else ""
             raise BeatlyticaError(
                 f"Kafka at {self._servers} is unreachable after {connect_timeout_s:.0f}s "
-                f"({e.args[0]}); start it with `make kafka-up` or set "
-                "BEATLYTICA_KAFKA_BOOTSTRAP_SERVERS"
+                f"({e.args[0]}{why}); start it with `make kafka-up`, or check "
+                "BEATLYTICA_KAFKA_BOOTSTRAP_SERVERS and the security settings "
+                "(BEATLYTICA_KAFKA_SECURITY_PROTOCOL, BEATLYTICA_KAFKA_CA_CERT, credentials)"
             ) from None
         missing = [t for t in topics if t not in metadata.topics]
         if missing:
@@ -156,10 +162,8 @@ class KafkaSink:
         self._progress_at = now  # last acknowledgement, or when the wait for one began
         self._beat_at = now  # last call of the produce loop
         self._last_error: str | None = None  # the latest delivery report, when it failed
-        self._fatal: str | None = None
         self._stalled = False
         self._logged_failures: set[tuple[str, str]] = set()  # (topic, error code), once a run
-        self._logged_client_errors: set[str] = set()  # error codes, once an outage
         self._unsummed: Counter[str] = Counter()  # failures since the last summary, by topic
         self._unsummed_errors: Counter[str] = Counter()  # the same, by error code
         self._next_summary = now
@@ -263,6 +267,7 @@ class KafkaSink:
         logged once an outage; a fatal one stops the run."""
         if err.fatal():
             self._fatal = err.str()
+        self._client_error = err.str()
         if err.name() not in self._logged_client_errors:
             self._logged_client_errors.add(err.name())
             log.log(
