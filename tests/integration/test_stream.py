@@ -396,6 +396,59 @@ def test_a_failed_query_is_restarted_in_the_driver_and_loses_nothing(
     assert sorted(ids) == sorted(expected[0] + expected[1])
 
 
+def test_the_continuous_stream_rides_out_a_broker_outage(tmp_path: Path) -> None:
+    """The broker stopped for 30 s under the running job, then started again on its port and
+    data: the queries wait, nothing fails or restarts, and the events produced after the
+    outage reach the lake with the earlier ones, each once."""
+    from beatlytica.kafka_local import free_port
+    from tests.conftest import JARS
+
+    topics = {"listen_events": 3}
+    broker = LocalKafka(tmp_path / "kafka", JARS / "kafka", free_port())
+    broker.start(topics)
+    env = continuous_listens_env(broker, tmp_path / "home")
+    log_file = tmp_path / "stream.log"
+    lake = (tmp_path / "home" / "lake").as_uri()
+    rounds = [
+        ("--users", "50", *WINDOW, "--seed", "4"),
+        ("--users", "50", "--start", "2026-11-02T00:00:00", "--end", "2026-11-02T06:00:00"),
+    ]
+    expected = [
+        [event_id("listen_events", e) for e in generated(tmp_path / str(n), *a)["listen_events"]]
+        for n, a in enumerate(rounds)
+    ]
+
+    def wait_for_lake(count: int, timeout_s: float = 240) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(read_lake(lake, "raw", "listen_events")) != count:
+            assert process.poll() is None, log_file.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"the lake never held {count} listens"
+            time.sleep(0.5)
+
+    with log_file.open("w") as stderr:
+        process = start_stream(env, stderr)
+    try:
+        assert run_cli("generate", "--sink", "kafka", *rounds[0], **env).returncode == 0
+        wait_for_lake(len(expected[0]))
+        assert broker.stop()
+        time.sleep(30)
+        assert process.poll() is None, log_file.read_text()[-3000:]
+        broker.start(topics)
+        assert run_cli("generate", "--sink", "kafka", *rounds[1], **env).returncode == 0
+        wait_for_lake(len(expected[0]) + len(expected[1]))
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        broker.stop()
+    log = log_file.read_text()
+    assert process.returncode == 0, log[-3000:]
+    assert "restarting it from its checkpoint" not in log and "streaming failed" not in log
+    ids = [r["event_id"] for r in read_lake(lake, "raw", "listen_events")]
+    assert sorted(ids) == sorted(expected[0] + expected[1])
+
+
 def test_lost_offsets_stop_the_job_with_a_non_zero_exit(
     kafka_broker: LocalKafka, tmp_path: Path
 ) -> None:
