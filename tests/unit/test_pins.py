@@ -65,3 +65,15 @@ def test_images_run_as_non_root_with_pinned_bases(dockerfile: Path) -> None:
         if image in stages:
             continue
         assert ":" in image and not image.endswith(":latest"), image
+
+
+def test_every_maven_download_is_checked_against_its_checksum() -> None:
+    """Maven only warns on a jar whose .sha1 does not match unless told to fail: every mvn
+    that downloads (the Makefile's jar caches, the Spark image's connector jars) is told."""
+    makefile = (ROOT / "Makefile").read_text()
+    (mvn,) = re.findall(r"^MVN := (.*)$", makefile, re.M)
+    runs = re.findall(r"^RUN (mvn .*)$", (ROOT / "images" / "Dockerfile").read_text(), re.M)
+    assert runs, "the Spark image no longer fetches its jars with mvn: update this test"
+    for command in [mvn, *runs]:
+        assert "--strict-checksums" in command.split(), command
+    assert not re.search(r"^\t+mvn ", makefile, re.M), "call $(MVN), not mvn"
