@@ -7,7 +7,8 @@ that contains its ts: reruns and overlapping intervals cannot duplicate it.
 
 The files are never read into memory whole: DuckDB reads them as its insert pulls rows (a
 local lake through its own Parquet reader, a gs:// one as a stream of pyarrow record batches),
-one event hour at a time, within BEATLYTICA_LOADER_MEMORY_LIMIT_MB (it spills beyond that).
+one statement per topic and interval, within BEATLYTICA_LOADER_MEMORY_LIMIT_MB (it spills beyond
+that).
 
 After each topic's interval the loader notes the files it loaded (``<lake>/_loads/``, a load
 manifest). Events that arrive after their interval was loaded land in new committed files of the

@@ -21,7 +21,7 @@ from beatlytica.lake import filesystem, local_paths, raw_table_uri
 from beatlytica.loader import interval_files, load
 from beatlytica.schemas import arrow_lake_schema, duckdb_columns
 from beatlytica.settings import Settings
-from beatlytica.warehouse.duckdb_backend import DuckDBWarehouse, by_partition
+from beatlytica.warehouse.duckdb_backend import DuckDBWarehouse
 
 TOPIC = "listen_events"
 FILE_SCHEMA = arrow_lake_schema(TOPIC, with_partitions=False)
@@ -243,17 +243,6 @@ def test_a_lake_folder_with_glob_characters_reads_the_listed_files_only(tmp_path
     ]
     [result] = load(settings, (TOPIC,), HOUR, HOUR + timedelta(hours=1))
     assert result.rows == 1 and list(rows(settings)) == ["e1"]
-
-
-def test_files_are_grouped_by_partition() -> None:
-    uri = "gs://b/lake/raw/t/event_date=2026-11-01/event_hour={:02d}/part-{}.parquet"
-    files = [uri.format(5, 0), uri.format(6, 1), uri.format(5, 2)]
-    assert by_partition(files) == [[files[0], files[2]], [files[1]]]
-    assert local_paths(files) is None
-    assert local_paths(["file:///a/b%20c.parquet", "/d.parquet"]) == [
-        "/a/b c.parquet",
-        "/d.parquet",
-    ]
 
 
 def test_the_memory_limit_setting_is_duckdbs(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def evolve_table_sql(schema: str, topic: str) -> list[str]:
 
 def replace_sql(schema: str, topic: str) -> list[str]:
     """The statements that replace one interval (parameters: start, end), run in one
-    transaction: the delete once, the insert once per relation ``batch`` of the interval's
+    transaction: the delete, then the insert from the relation ``batch`` of the interval's
     lake rows (see DuckDBWarehouse.replace_interval)."""
     lake_columns = [c for c in duckdb_columns(topic) if c != LOADED_AT.column]
     columns = ", ".join(lake_columns)
@@ -90,16 +90,6 @@ def lake_view_sql(topic: str, paths: list[str], stored: set[str] | None = None) 
         f"from read_parquet([{files}], hive_partitioning = true, union_by_name = true, "
         f"hive_types = {{{partitions}}})"
     )
-
-
-def by_partition(files: list[str]) -> list[list[str]]:
-    """``files`` grouped by their event-time partition (``event_date=…/event_hour=…``)."""
-    from beatlytica.lake import Partition, partition_of
-
-    groups: dict[Partition | None, list[str]] = {}
-    for uri in files:
-        groups.setdefault(partition_of(uri), []).append(uri)
-    return list(groups.values())
 
 
 def _open(path: Path, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
@@ -203,10 +193,10 @@ class DuckDBWarehouse:
 
     def replace_interval(self, topic: str, files: list[str], start: datetime, end: datetime) -> int:
         """One transaction: the interval's rows are deleted, then the events of ``files``
-        inserted one lake partition (event hour) at a time. The rows of one event_id share
-        the event's ts, which the streaming job partitions by: deduplicating each partition's
-        rows deduplicates the interval's, and DuckDB's dedup window holds one hour of events,
-        not the interval's."""
+        inserted by one statement, which DuckDB streams from the files and deduplicates within
+        its memory limit (spilling the rest). One statement, not one per lake partition: many
+        small inserts go through the write-ahead log and are written again at the checkpoint,
+        which made the load of ten million events about a fifth slower."""
         self.con.execute(create_table_sql(self.schema, topic))
         for statement in evolve_table_sql(self.schema, topic):
             self.con.execute(statement)
@@ -216,9 +206,9 @@ class DuckDBWarehouse:
         drop_batch: Callable[[], object] | None = None
         try:
             self.con.execute(delete, params)
-            for partition_files in by_partition(files):
+            if files:
                 try:
-                    drop_batch = self._register_batch(topic, partition_files)
+                    drop_batch = self._register_batch(topic, files)
                     self.con.execute(insert, params)
                 except duckdb.Error as e:
                     raise BeatlyticaError(
