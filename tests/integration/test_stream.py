@@ -119,6 +119,31 @@ def generated(tmp: Path, *args: str) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def two_rounds(tmp: Path, seed: str) -> tuple[list[tuple[str, ...]], list[list[str]]]:
+    """Two rounds of listens for a continuous job (the second a day after the first's window):
+    their generator arguments, and the event ids each round must put in the lake."""
+    rounds = [
+        ("--users", "50", *WINDOW, "--seed", seed),
+        ("--users", "50", "--start", "2026-11-02T00:00:00", "--end", "2026-11-02T06:00:00"),
+    ]
+    expected = [
+        [event_id("listen_events", e) for e in generated(tmp / str(n), *a)["listen_events"]]
+        for n, a in enumerate(rounds)
+    ]
+    return rounds, expected
+
+
+def wait_while_running(
+    process: subprocess.Popen[str], log_file: Path, condition: Any, what: str, timeout_s: float
+) -> None:
+    """Poll ``condition`` until it holds; the job must stay up meanwhile (else its log tail)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert process.poll() is None, log_file.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
 def test_generator_to_kafka_to_lake(kafka_broker: LocalKafka, tmp_path: Path) -> None:
     args = ("--users", "300", *WINDOW, "--seed", "21")
     env = stream_env(kafka_broker, tmp_path / "home")
@@ -349,25 +374,14 @@ def test_a_failed_query_is_restarted_in_the_driver_and_loses_nothing(
     log_file = tmp_path / "stream.log"
     lake = (tmp_path / "home" / "lake").as_uri()
     listens = tmp_path / "home" / "lake" / "raw" / "listen_events"
-    rounds = [
-        ("--users", "50", *WINDOW, "--seed", "1"),
-        ("--users", "50", "--start", "2026-11-02T00:00:00", "--end", "2026-11-02T06:00:00"),
-    ]
-    expected = [
-        [event_id("listen_events", e) for e in generated(tmp_path / str(n), *a)["listen_events"]]
-        for n, a in enumerate(rounds)
-    ]
+    rounds, expected = two_rounds(tmp_path, "1")
 
     def logged(message: str) -> list[dict[str, Any]]:
         lines = log_file.read_text().splitlines()
         return [json.loads(x) for x in lines if x.startswith("{") and message in x]
 
-    def wait_for(condition: Any, what: str, timeout_s: float = 180) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not condition():
-            assert process.poll() is None, log_file.read_text()[-3000:]
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.5)
+    def wait_for(condition: Any, what: str) -> None:
+        wait_while_running(process, log_file, condition, what, 180)
 
     with log_file.open("w") as stderr:
         process = start_stream(env, stderr)
@@ -409,21 +423,13 @@ def test_the_continuous_stream_rides_out_a_broker_outage(tmp_path: Path) -> None
     env = continuous_listens_env(broker, tmp_path / "home")
     log_file = tmp_path / "stream.log"
     lake = (tmp_path / "home" / "lake").as_uri()
-    rounds = [
-        ("--users", "50", *WINDOW, "--seed", "4"),
-        ("--users", "50", "--start", "2026-11-02T00:00:00", "--end", "2026-11-02T06:00:00"),
-    ]
-    expected = [
-        [event_id("listen_events", e) for e in generated(tmp_path / str(n), *a)["listen_events"]]
-        for n, a in enumerate(rounds)
-    ]
+    rounds, expected = two_rounds(tmp_path, "4")
 
-    def wait_for_lake(count: int, timeout_s: float = 240) -> None:
-        deadline = time.monotonic() + timeout_s
-        while len(read_lake(lake, "raw", "listen_events")) != count:
-            assert process.poll() is None, log_file.read_text()[-3000:]
-            assert time.monotonic() < deadline, f"the lake never held {count} listens"
-            time.sleep(0.5)
+    def wait_for_lake(count: int) -> None:
+        def holds() -> bool:
+            return len(read_lake(lake, "raw", "listen_events")) == count
+
+        wait_while_running(process, log_file, holds, f"the lake to hold {count} listens", 240)
 
     with log_file.open("w") as stderr:
         process = start_stream(env, stderr)
