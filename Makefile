@@ -12,6 +12,7 @@ JARS := .cache/jars
 MVN := mvn -q -B --strict-checksums
 TOOLS := .tools/bin
 FAKE_GCS_VERSION := v1.56.1
+CRANE_VERSION := v0.22.1
 BIGQUERY_EMULATOR_VERSION := v0.6.6
 
 export UV_PYTHON_DOWNLOADS := never
@@ -35,7 +36,7 @@ DEPLOY_TOOLS :=
 # the local one-node cluster (cluster-up, cluster-test, …)
 include k8s/local/cluster.mk
 
-tools: $(TOOLS)/fake-gcs-server chromium $(DEPLOY_TOOLS) ## emulators and binaries the tests use
+tools: $(TOOLS)/fake-gcs-server $(TOOLS)/crane chromium $(DEPLOY_TOOLS) ## emulators and binaries the tests use
 
 # Debian's Chromium renders the dashboard in the tests (headless)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -45,6 +46,16 @@ chromium:
 
 $(TOOLS)/fake-gcs-server:
 	GOBIN=$(CURDIR)/$(TOOLS) go install github.com/fsouza/fake-gcs-server@$(FAKE_GCS_VERSION)
+
+# go-containerregistry's crane: its in-memory OCI registry is the one `beatlytica pin-images`
+# is tested against (tests/integration/test_pin_images.py)
+$(TOOLS)/crane:
+	CGO_ENABLED=0 GOBIN=$(CURDIR)/$(TOOLS) go install \
+	  github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
+
+.PHONY: pin-base-images
+pin-base-images: $(VENV)/.synced ## pin images/Dockerfile's base images to their digests (asks the registries)
+	$(BIN)/beatlytica pin-images --dockerfile images/Dockerfile
 
 # goccy/bigquery-emulator runs BigQuery SQL with ZetaSQL (C++ through cgo, built with clang++).
 # Its first build takes about 25 minutes on 2 cores, so it is not part of `make tools`: built

@@ -18,7 +18,7 @@ source "$(dirname "$0")/lib.sh"
 
 STANDINS_DIR=$ROOT/images/standins
 # in build order: a stand-in may start FROM one built before it
-STANDINS=(python uv maven spark spark-operator airflow postgres fake-gcs-server)
+STANDINS=(python maven spark spark-operator airflow postgres fake-gcs-server)
 # the project's images are skaffold.yaml's artifacts, a target of images/Dockerfile each
 mapfile -t PROJECT_IMAGES < <(sed -n 's|^ *- image: beatlytica/beatlytica-\([a-z0-9-]*\)$|\1|p' "$ROOT/skaffold.yaml")
 [ "${#PROJECT_IMAGES[@]}" -gt 0 ] || die "no beatlytica/beatlytica-<name> artifact in $ROOT/skaffold.yaml"
@@ -170,8 +170,14 @@ standins() {
 project() {
   local tag=${BEATLYTICA_IMAGE_TAG:?set BEATLYTICA_IMAGE_TAG (the Makefile computes it)} name
   standins
+  # the Dockerfile's upstream images (its `ARG <NAME>_IMAGE=<tag>@sha256:<digest>` lines), by
+  # tag alone: the stand-ins carry the tags, not upstream's digests
+  local bases=() arg
+  while read -r arg; do bases+=(--build-arg "${arg%@sha256:*}"); done \
+    < <(sed -n 's/^ARG \([A-Z_]*_IMAGE=[^ ]*\)$/\1/p' "$ROOT/images/Dockerfile")
+  [ "${#bases[@]}" -gt 0 ] || die "images/Dockerfile names no ARG <NAME>_IMAGE=<image>"
   for name in "${PROJECT_IMAGES[@]}"; do
-    build "beatlytica/beatlytica-$name:$tag" -f "$ROOT/images/Dockerfile" --target "$name" "$ROOT"
+    build "beatlytica/beatlytica-$name:$tag" -f "$ROOT/images/Dockerfile" "${bases[@]}" --target "$name" "$ROOT"
   done
   # the local broker: its folder and the embedded broker's pom (the same Kafka jars)
   local context; context=$(mktemp -d)

@@ -171,6 +171,24 @@ def _cmd_codegen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pin_images(args: argparse.Namespace) -> int:
+    from beatlytica.base_images import Registry, check, pin
+
+    registry = Registry()
+    if args.check:
+        problems = check(args.dockerfile, registry)
+        if problems:
+            raise BeatlyticaError(
+                f"{args.dockerfile}: " + "; ".join(problems) + " (run `make pin-base-images`)"
+            )
+        print(f"{args.dockerfile}: every base image is pinned to a digest its registry serves")
+        return 0
+    for pinned in pin(args.dockerfile, registry):
+        was = f" (was {pinned.image.digest or 'the tag alone'})" if pinned.changed else ""
+        print(f"{pinned.arg}={pinned.image.pinned(pinned.digest)}{was}")
+    return 0
+
+
 # --- stream -------------------------------------------------------------------------------
 
 
@@ -489,6 +507,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     codegen.add_argument("--check", action="store_true", help="fail if any is stale")
     codegen.set_defaults(handler=_cmd_codegen)
+
+    pins = sub.add_parser(
+        "pin-images", help="pin images/Dockerfile's base images to their registries' digests"
+    )
+    pins.add_argument(
+        "--dockerfile", type=Path, default=Path("images/Dockerfile"), help="(default: %(default)s)"
+    )
+    pins.add_argument(
+        "--check", action="store_true", help="fail unless every one is pinned to a served digest"
+    )
+    pins.set_defaults(handler=_cmd_pin_images)
     return parser
 
 

@@ -56,19 +56,25 @@ class Stage:
 
 
 def parse(dockerfile: Path) -> list[Stage]:
-    """The stages of a Dockerfile, each with its instructions (continuations joined)."""
+    """The stages of a Dockerfile, each with its instructions (continuations joined); a FROM
+    that names a global ARG (`FROM ${PYTHON_IMAGE}`) names its default, as the builder reads it."""
     text = re.sub(r"\\\n", " ", dockerfile.read_text())
     stages: list[Stage] = []
+    arguments: dict[str, str] = {}
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         keyword, _, args = line.partition(" ")
         keyword = keyword.upper()
-        if keyword == "FROM":
+        if keyword == "ARG" and not stages:
+            name, _, default = args.partition("=")
+            arguments[name] = default
+        elif keyword == "FROM":
             parts = args.split()
+            base = re.sub(r"\$\{(\w+)\}", lambda m: arguments[m[1]], parts[0])
             name = parts[2] if len(parts) == 3 and parts[1].upper() == "AS" else None
-            stages.append(Stage(parts[0], name))
+            stages.append(Stage(base, name))
         else:
             stages[-1].instructions.append((keyword, args.strip()))
     return stages
@@ -137,12 +143,38 @@ def test_one_dockerfile_with_a_target_per_image() -> None:
 
 
 def test_each_base_image_is_named_once() -> None:
-    """One Python, one uv, one of each upstream image: every other stage starts FROM a stage."""
+    """One Python, one of each upstream image: every other stage starts FROM a stage. (Their
+    digests: tests/unit/test_base_images.py.)"""
     external = [stage.base for stage in parse(DOCKERFILE) if stage.base not in stages()]
     assert len(external) == len(set(external)), external
-    version = re.search(r"^UV_VERSION := (\S+)$", (ROOT / "Makefile").read_text(), re.M)
-    assert version
-    assert stages()["uv"].base == f"ghcr.io/astral-sh/uv:{version.group(1)}"
+    assert stages()["python"].base.startswith("python:")
+
+
+def test_uv_comes_from_the_lock_with_its_hashes() -> None:
+    """No uv image: the build stage installs uv's wheel from PyPI, the version and the hashes
+    of pyproject's `images` group in uv.lock, and every image's uv is that one."""
+    build = " ".join(stages()["build"].all("RUN"))
+    assert "python3 locked_requirement.py uv.lock uv > /tmp/uv.txt" in build
+    assert re.search(r"pip install .*--only-binary=:all: +--require-hashes -r /tmp/uv.txt", build)
+    assert "ghcr.io/astral-sh/uv" not in DOCKERFILE.read_text()
+    from_build = [
+        args.removeprefix("--from=build ")
+        for args in stages()["airflow"].all("COPY")
+        if args.startswith("--from=build ")
+    ]
+    assert from_build == ["/opt/uv/bin/uv /opt/uv/uv"]
+    group = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["images"]
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    (uv,) = [p for p in lock["package"] if p["name"] == "uv"]
+    assert group == [f"uv=={uv['version']}"]
+    result = subprocess.run(
+        ["python3", str(ROOT / "images" / "locked_requirement.py"), str(ROOT / "uv.lock"), "uv"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    hashes = [f"--hash={wheel['hash']}" for wheel in uv["wheels"]]
+    assert len(hashes) > 1 and result.stdout.split() == [f"uv=={uv['version']}", *hashes]
 
 
 @pytest.mark.parametrize("image", IMAGES)
@@ -170,7 +202,7 @@ def test_python_bases_are_the_projects_python() -> None:
     requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     assert ">=3.11,<3.12" in requires
     python = stages()["python"].base
-    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", python), python
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", python), python
     for image in IMAGES:
         base = resolved(image).base
         if image == "airflow":
@@ -289,7 +321,8 @@ def test_dbt_image_holds_the_project_where_the_settings_say() -> None:
 def test_airflow_image_is_the_locked_airflow_with_the_dags() -> None:
     lock = tomllib.loads((ROOT / "uv.lock").read_text())
     locked = {p["name"]: p["version"] for p in lock["package"]}
-    assert resolved("airflow").base == f"apache/airflow:{locked['apache-airflow']}-python3.11"
+    base = resolved("airflow").base.partition("@")[0]
+    assert base == f"apache/airflow:{locked['apache-airflow']}-python3.11"
     assert locked["apache-airflow-providers-cncf-kubernetes"] == "10.25.0"
     assert (["dags/"], "/opt/airflow/dags/") in copies(reachable("airflow"))
     assert environment_values("kind")["airflow"]["airflowVersion"] == locked["apache-airflow"]

@@ -42,12 +42,16 @@ def standin_tags() -> dict[str, str]:
 
 
 def from_images(dockerfile: str) -> set[str]:
+    """The upstream images a Dockerfile starts FROM, by tag (a `FROM ${X_IMAGE}` names the
+    ARG's default, which images.sh passes without its digest)."""
     stages, bases = set(), set()
+    arguments = dict(re.findall(r"^ARG (\w+)=(\S+)$", dockerfile, re.M))
     for line in dockerfile.splitlines():
         found = re.match(r"FROM\s+(\S+)(?:\s+AS\s+(\S+))?", line, re.I)
         if found:
-            if found.group(1) not in stages and found.group(1) != "scratch":
-                bases.add(found.group(1))
+            image = re.sub(r"\$\{(\w+)\}", lambda m: arguments[m[1]], found.group(1))
+            if image not in stages and image != "scratch":
+                bases.add(image.partition("@sha256:")[0])
             if found.group(2):
                 stages.add(found.group(2))
     return bases
