@@ -24,6 +24,17 @@ def settings() -> dict[str, str]:
     return get_json("configmap", "beatlytica-settings", namespace=NAMESPACE)["data"]
 
 
+def kafka_ca_env() -> list[dict[str, Any]]:
+    """BEATLYTICA_KAFKA_CA_CERT for a Kafka client pod, from Strimzi's cluster CA Secret, when
+    the listener speaks TLS: what the chart gives the producers and the stream."""
+    if settings()["BEATLYTICA_KAFKA_SECURITY_PROTOCOL"] != "SASL_SSL":
+        return []
+    (kafka,) = get_json("kafka", namespace=NAMESPACE)["items"]
+    secret = f"{kafka['metadata']['name']}-cluster-ca-cert"
+    ref = {"secretKeyRef": {"name": secret, "key": "ca.crt"}}
+    return [{"name": "BEATLYTICA_KAFKA_CA_CERT", "valueFrom": ref}]
+
+
 def pod_templates(folder: Path) -> Path:
     """The release's pod templates (ConfigMap beatlytica-pod-templates) as files in ``folder``:
     what the platform chart mounts into Airflow's scheduler, for an Airflow outside the

@@ -8,7 +8,9 @@ import json
 import os
 import urllib.request
 
+from tests.certificates import certificate_authority, pem
 from tests.cluster.conftest import JOBS_NAMESPACE, NAMESPACE, RELEASE
+from tests.cluster.pipeline import kafka_ca_env
 from tests.kube import get_json, kubectl, ok, port_forward, run_pod, wait_for
 
 TAG = os.environ.get("BEATLYTICA_IMAGE_TAG", "")
@@ -108,6 +110,8 @@ consumer = Consumer({
     "sasl.mechanism": os.environ["BEATLYTICA_KAFKA_SASL_MECHANISM"],
     "sasl.username": os.environ["USER_NAME"], "sasl.password": os.environ["USER_PASSWORD"],
     "group.id": "spark-kafka-source-cluster-tests", "enable.auto.commit": False,
+    **({"ssl.ca.pem": os.environ["BEATLYTICA_KAFKA_CA_CERT"]}
+       if "BEATLYTICA_KAFKA_CA_CERT" in os.environ else {}),
 })
 metadata = consumer.list_topics(timeout=30)
 consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING)
@@ -136,6 +140,7 @@ def test_every_producer_replica_produces_to_every_topic() -> None:
         {"name": "USER_NAME", "value": user},
         {"name": "USER_PASSWORD", "valueFrom": {"secretKeyRef": {"name": user, "key": "password"}}},
         *({"name": k, "value": v} for k, v in settings().items() if k.startswith("BEATLYTICA_")),
+        *kafka_ca_env(),
     ]
     last: dict[str, dict[str, int]] = {}
 
@@ -170,6 +175,7 @@ def test_the_producers_user_cannot_read_what_it_writes() -> None:
             "valueFrom": {"secretKeyRef": {"name": "beatlytica-producer", "key": "password"}},
         },
         *({"name": k, "value": v} for k, v in settings().items() if k.startswith("BEATLYTICA_")),
+        *kafka_ca_env(),
     ]
     phase, log = run_pod(
         NAMESPACE,
@@ -180,3 +186,35 @@ def test_the_producers_user_cannot_read_what_it_writes() -> None:
     )
     assert phase == "Failed"
     assert "Authorization" in log or "authorization" in log, log
+
+
+def test_the_kafka_listener_speaks_tls_and_refuses_a_client_of_another_ca() -> None:
+    """On the local cluster (k8s/local/values.yaml) the listener speaks TLS with a certificate
+    of the cluster CA, as Strimzi's on GKE: the clients above trusted that CA through
+    BEATLYTICA_KAFKA_CA_CERT; the producer's own command, trusting another CA, is refused."""
+    assert settings()["BEATLYTICA_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    (trusted,) = kafka_ca_env()
+    secret = get_json("secret", trusted["valueFrom"]["secretKeyRef"]["name"], namespace=NAMESPACE)
+    assert set(secret["data"]) == {"ca.crt"}
+    _, stranger = certificate_authority("someone-else")
+    env = [
+        {"name": "BEATLYTICA_KAFKA_USERNAME", "value": "beatlytica-producer"},
+        {
+            "name": "BEATLYTICA_KAFKA_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": "beatlytica-producer", "key": "password"}},
+        },
+        *({"name": k, "value": v} for k, v in settings().items() if k.startswith("BEATLYTICA_")),
+        {"name": "BEATLYTICA_KAFKA_CA_CERT", "value": pem(stranger)},
+        {"name": "BEATLYTICA_KAFKA_CONNECT_TIMEOUT_S", "value": "10"},
+        {"name": "BEATLYTICA_KAFKA_DELIVERY_TIMEOUT_S", "value": "10"},
+    ]
+    window = ["--start", "2026-11-01T00:00:00", "--end", "2026-11-01T01:00:00"]
+    phase, log = run_pod(
+        NAMESPACE,
+        f"beatlytica/beatlytica-producer:{TAG}",
+        ["beatlytica", "generate", "--sink", "kafka", "--users", "5", *window],
+        env=env,
+        timeout=150,
+    )
+    assert phase == "Failed", log[-3000:]
+    assert "certificate verify failed" in log, log[-3000:]

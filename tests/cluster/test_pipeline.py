@@ -43,6 +43,7 @@ from tests.cluster.pipeline import (
     filled_day,
     gcs_endpoint,
     jobs_pods,
+    kafka_ca_env,
     lake_table,
     operator_view,
     run_dag,
@@ -97,6 +98,14 @@ def test_the_spark_operator_runs_the_streaming_job() -> None:
     assert (
         env["BEATLYTICA_KAFKA_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "beatlytica-stream"
     )
+    # the listener speaks TLS here: the driver trusts the cluster CA from Strimzi's Secret; the
+    # executors hold no Secret at all, they get the CA with the query's Kafka options (the
+    # committed files below are their reads through TLS)
+    (ca,) = kafka_ca_env()
+    assert env["BEATLYTICA_KAFKA_CA_CERT"] == ca
+    for executor in executors:
+        for container in executor["spec"]["containers"]:
+            assert not [e for e in container.get("env", []) if "secretKeyRef" in str(e)]
 
 
 def test_committed_files_appear_for_every_topic() -> None:
@@ -315,6 +324,8 @@ consumer = Consumer({
     "sasl.mechanism": os.environ["BEATLYTICA_KAFKA_SASL_MECHANISM"],
     "sasl.username": "beatlytica-stream", "sasl.password": os.environ["PASSWORD"],
     "group.id": "spark-kafka-source-cluster-tests", "enable.auto.commit": False,
+    **({"ssl.ca.pem": os.environ["BEATLYTICA_KAFKA_CA_CERT"]}
+       if "BEATLYTICA_KAFKA_CA_CERT" in os.environ else {}),
 })
 metadata = consumer.list_topics(timeout=30)
 ends, parts = {}, []
@@ -344,6 +355,7 @@ def kafka_ids() -> dict[str, list[str]]:
             "valueFrom": {"secretKeyRef": {"name": "beatlytica-stream", "key": "password"}},
         },
         *({"name": k, "value": v} for k, v in settings().items()),
+        *kafka_ca_env(),
     ]
     phase, log = run_pod(
         NAMESPACE,

@@ -5,66 +5,25 @@ client that trusts another CA refused."""
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from beatlytica.events import TOPIC_NAMES
 from beatlytica.kafka_local import LocalKafka, TlsListener, free_port
 from beatlytica.lake import committed_files, raw_table_uri
+from tests.certificates import certificate, certificate_authority, pem
 from tests.conftest import JARS
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.integration
 
 WINDOW = ("--start", "2026-11-01T00:00:00", "--end", "2026-11-01T03:00:00")
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _certificate(
-    subject: str, key: Any, issuer: str, issuer_key: Any, ca: bool
-) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if not ca:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _pem(certificate: x509.Certificate) -> str:
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def certificate_authority(name: str) -> tuple[Any, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    return key, _certificate(name, key, name, key, ca=True)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +33,7 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Local
     folder = tmp_path_factory.mktemp("kafka-tls")
     ca_key, ca = certificate_authority("beatlytica-test-cluster-ca")
     key = ec.generate_private_key(ec.SECP256R1())
-    certificate = _certificate("beatlytica-kafka", key, "beatlytica-test-cluster-ca", ca_key, False)
+    signed = certificate("beatlytica-kafka", key, "beatlytica-test-cluster-ca", ca_key, False)
     keystore = folder / "broker.pem"
     keystore.write_text(
         key.private_bytes(
@@ -82,14 +41,14 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Local
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ).decode()
-        + _pem(certificate)
+        + pem(signed)
     )
     broker = LocalKafka(
         folder / "kafka", JARS / "kafka", free_port(), tls=TlsListener(free_port(), keystore)
     )
     broker.start({t: 2 for t in TOPIC_NAMES})
     try:
-        yield broker, _pem(ca)
+        yield broker, pem(ca)
     finally:
         broker.stop()
 
@@ -136,7 +95,7 @@ def test_a_client_that_trusts_another_ca_is_refused(
     _, stranger = certificate_authority("someone-else")
     env = tls_env(
         broker,
-        _pem(stranger),
+        pem(stranger),
         tmp_path / "home",
         BEATLYTICA_KAFKA_CONNECT_TIMEOUT_S="10",
         BEATLYTICA_KAFKA_DELIVERY_TIMEOUT_S="10",

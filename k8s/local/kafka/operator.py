@@ -7,16 +7,19 @@ read from the live API server:
 - ``Kafka`` + ``KafkaNodePool``: one real Apache Kafka broker (KRaft, combined mode; the image
   of k8s/local/kafka/Dockerfile) as a StatefulSet on a PersistentVolumeClaim, the
   ``<cluster>-kafka-bootstrap`` Service the pipeline's settings name, the CR's ``config``, its
-  SCRAM-SHA-512 listener on the CR's port, and the simple authorizer (ACLs enforced).
+  SCRAM-SHA-512 listener on the CR's port, and the simple authorizer (ACLs enforced). A listener
+  with ``tls: true`` speaks TLS with a certificate the cluster CA signs for the bootstrap
+  Service's names; the CA is Strimzi's Secrets ``<cluster>-cluster-ca-cert`` (``ca.crt``, what
+  clients trust) and ``<cluster>-cluster-ca`` (``ca.key``), made once and kept across runs.
 - ``KafkaUser`` (scram-sha-512, simple authorization): the user's SCRAM credential on the
   broker, its ACLs, and the Secret named after the user with ``password`` and
   ``sasl.jaas.config``, as the user operator writes it (the password is kept across runs).
 - ``KafkaTopic``: the topic with its partitions, replicas and config.
 
 Each CR then gets a ``Ready`` condition in its status. Differences from Strimzi: one broker
-(more node-pool replicas are refused with a clear error), no TLS listeners, no reconciliation
-loop (run it again after a change), an extra SASL listener on the pod's own address that this
-script administers the broker through from the host.
+(more node-pool replicas are refused with a clear error), one client listener, no certificate
+renewal, no reconciliation loop (run it again after a change), an extra plain SASL listener on
+the pod's own address that this script administers the broker through from the host.
 
     python k8s/local/kafka/operator.py --namespace beatlytica --image beatlytica.local/kafka:local
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import datetime as dt
 import json
 import secrets
 import string
@@ -38,6 +42,8 @@ ADMIN_USER = "admin"
 ADMIN_PORT = 9094
 CONTROLLER_PORT = 9093
 REPLICATION_PORT = 9091
+#: where the broker's TLS key and certificate chain (one PEM file) are mounted
+KEYSTORE = "/etc/kafka/tls/keystore.pem"
 
 
 class OperatorError(RuntimeError):
@@ -83,19 +89,30 @@ def jaas(user: str, secret: str) -> str:
     )
 
 
+def client_listener(kafka: dict[str, Any]) -> tuple[int, bool]:
+    """(port, tls) of the Kafka CR's one SCRAM-SHA-512 listener."""
+    listeners = kafka["spec"]["kafka"].get("listeners") or []
+    scram = [x for x in listeners if (x.get("authentication") or {}).get("type") == "scram-sha-512"]
+    if len(scram) != 1 or len(listeners) != 1:
+        raise OperatorError(
+            f"Kafka {kafka['metadata']['name']}: the local stand-in serves exactly one "
+            f"SCRAM-SHA-512 listener, found {[x.get('name') for x in listeners]}"
+        )
+    return int(scram[0]["port"]), bool(scram[0].get("tls"))
+
+
+def bootstrap_names(name: str, namespace: str) -> list[str]:
+    """The names clients reach the bootstrap Service by (the broker certificate's SANs)."""
+    service = f"{name}-kafka-bootstrap"
+    suffixes = ("", f".{namespace}", f".{namespace}.svc", f".{namespace}.svc.cluster.local")
+    return [service + suffix for suffix in suffixes]
+
+
 def server_properties(kafka: dict[str, Any], namespace: str) -> tuple[str, int]:
     """The broker's configuration from the Kafka CR; @POD_IP@ is filled in by start.sh."""
-    name = kafka["metadata"]["name"]
     spec = kafka["spec"]["kafka"]
-    listeners = spec.get("listeners") or []
-    scram = [x for x in listeners if (x.get("authentication") or {}).get("type") == "scram-sha-512"]
-    if len(scram) != 1 or scram[0].get("tls"):
-        raise OperatorError(
-            f"Kafka {name}: the local stand-in serves exactly one plain SCRAM-SHA-512 listener, "
-            f"found {[x.get('name') for x in listeners]}"
-        )
-    port = int(scram[0]["port"])
-    bootstrap = f"{name}-kafka-bootstrap.{namespace}.svc.cluster.local"
+    port, tls = client_listener(kafka)
+    bootstrap = bootstrap_names(kafka["metadata"]["name"], namespace)[-1]
     jaas_server = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
     props: dict[str, str] = {
         "process.roles": "broker,controller",
@@ -110,7 +127,8 @@ def server_properties(kafka: dict[str, Any], namespace: str) -> tuple[str, int]:
             f"REPLICATION://127.0.0.1:{REPLICATION_PORT}"
         ),
         "listener.security.protocol.map": (
-            "SCRAM:SASL_PLAINTEXT,ADMIN:SASL_PLAINTEXT,REPLICATION:PLAINTEXT,CONTROLLER:PLAINTEXT"
+            f"SCRAM:{'SASL_SSL' if tls else 'SASL_PLAINTEXT'},ADMIN:SASL_PLAINTEXT,"
+            "REPLICATION:PLAINTEXT,CONTROLLER:PLAINTEXT"
         ),
         "inter.broker.listener.name": "REPLICATION",
         "controller.listener.names": "CONTROLLER",
@@ -126,6 +144,11 @@ def server_properties(kafka: dict[str, Any], namespace: str) -> tuple[str, int]:
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
     }
+    if tls:  # the client listener only: the admin listener stays on the pod's own address
+        props |= {
+            "listener.name.scram.ssl.keystore.type": "PEM",
+            "listener.name.scram.ssl.keystore.location": KEYSTORE,
+        }
     if (kafka["spec"]["kafka"].get("authorization") or {}).get("type") == "simple":
         props |= {
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
@@ -139,6 +162,109 @@ def server_properties(kafka: dict[str, Any], namespace: str) -> tuple[str, int]:
         for k, v in (spec.get("config") or {}).items()
     }
     return "".join(f"{k}={v}\n" for k, v in props.items()), port
+
+
+def _certificate(
+    subject: str, key: Any, issuer: str, issuer_key: Any, names: list[str] | None
+) -> Any:
+    """An X.509 certificate valid for a year: a CA's when ``names`` is None, else a server's
+    for those DNS names."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    def dn(common_name: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(dn(subject))
+        .issuer_name(dn(issuer))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=names is None, path_length=None), critical=True)
+    )
+    if names is not None:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _pem_key(key: Any) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def _pem_certificate(certificate: Any) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def new_cluster_ca(name: str) -> tuple[str, str]:
+    """(key, certificate) of a new cluster CA for the Kafka cluster ``name``, PEM."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = f"cluster-ca {name}"
+    return _pem_key(key), _pem_certificate(_certificate(subject, key, subject, key, None))
+
+
+def cluster_ca(name: str, namespace: str) -> tuple[str, str]:
+    """(key, certificate) of the cluster CA, PEM: the one in Strimzi's two Secrets if they
+    exist (kept across runs, so clients' trust holds), else a new one."""
+    key = (existing_secret(f"{name}-cluster-ca", namespace) or {}).get("ca.key")
+    cert = (existing_secret(f"{name}-cluster-ca-cert", namespace) or {}).get("ca.crt")
+    return (key, cert) if key and cert else new_cluster_ca(name)
+
+
+def broker_keystore(ca_key: str, ca_cert: str, names: list[str]) -> str:
+    """The broker's private key (PKCS#8) and certificate chain (its certificate, which the
+    cluster CA signs for ``names``, then the CA's), one PEM file: Kafka's PEM keystore."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    issuer_key = serialization.load_pem_private_key(ca_key.encode(), password=None)
+    issuer = x509.load_pem_x509_certificate(ca_cert.encode()).subject.rfc4514_string()
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = _certificate(names[-1], key, issuer.removeprefix("CN="), issuer_key, names)
+    return _pem_key(key) + _pem_certificate(certificate) + ca_cert
+
+
+def ca_secrets(kafka: dict[str, Any], namespace: str, ca_key: str, ca_cert: str) -> list[Any]:
+    """Strimzi's cluster CA Secrets: the certificate clients trust, and the key."""
+    name = kafka["metadata"]["name"]
+    labels = {
+        "strimzi.io/cluster": name,
+        "strimzi.io/kind": "Kafka",
+        "app.kubernetes.io/managed-by": "beatlytica-local-kafka",
+    }
+    secrets = {
+        f"{name}-cluster-ca-cert": {"ca.crt": ca_cert},
+        f"{name}-cluster-ca": {"ca.key": ca_key},
+    }
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": secret,
+                "namespace": namespace,
+                "labels": labels,
+                "ownerReferences": owner(kafka),
+            },
+            "stringData": data,
+        }
+        for secret, data in secrets.items()
+    ]
 
 
 def owner(resource: dict[str, Any]) -> list[dict[str, Any]]:
@@ -157,8 +283,15 @@ def owner(resource: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def broker_objects(
-    kafka: dict[str, Any], pool: dict[str, Any], namespace: str, image: str, admin_password: str
+    kafka: dict[str, Any],
+    pool: dict[str, Any],
+    namespace: str,
+    image: str,
+    admin_password: str,
+    keystore: str | None = None,
 ) -> list[dict[str, Any]]:
+    """The broker's configuration Secret, Services and StatefulSet; ``keystore`` (PEM) when
+    its client listener speaks TLS."""
     name = kafka["metadata"]["name"]
     properties, port = server_properties(kafka, namespace)
     storage = pool["spec"].get("storage") or {}
@@ -193,6 +326,7 @@ def broker_objects(
                 "server.properties": properties,
                 "cluster-id": cluster_id,
                 "admin-password": admin_password,
+                **({"keystore.pem": keystore} if keystore else {}),
             },
         },
         {
@@ -279,6 +413,17 @@ def broker_objects(
                                     "items": [
                                         {"key": "server.properties", "path": "server.properties"},
                                         {"key": "cluster-id", "path": "cluster-id"},
+                                        *(
+                                            [
+                                                {
+                                                    "key": "keystore.pem",
+                                                    "path": KEYSTORE.removeprefix("/etc/kafka/"),
+                                                    "mode": 0o440,  # the broker's group (0)
+                                                }
+                                            ]
+                                            if keystore
+                                            else []
+                                        ),
                                     ],
                                 },
                             },
@@ -479,7 +624,14 @@ def run(namespace: str, image: str) -> None:
         )
     config = existing_secret(f"{name}-local-kafka-config", namespace) or {}
     admin_password = config.get("admin-password") or password()
-    apply(broker_objects(kafka, pools[0], namespace, image, admin_password))
+    keystore = None
+    if client_listener(kafka)[1]:  # TLS: the cluster CA, and the broker's certificate from it
+        ca_key, ca_cert = cluster_ca(name, namespace)
+        apply(ca_secrets(kafka, namespace, ca_key, ca_cert))
+        keystore = config.get("keystore.pem")
+        if not keystore or not keystore.endswith(ca_cert):  # kept while the CA is the same
+            keystore = broker_keystore(ca_key, ca_cert, bootstrap_names(name, namespace))
+    apply(broker_objects(kafka, pools[0], namespace, image, admin_password, keystore))
     statefulset = f"{name}-{pools[0]['metadata']['name']}"
     kubectl("rollout", "status", f"statefulset/{statefulset}", "-n", namespace, "--timeout=180s")
     pod_ip = kubectl(
