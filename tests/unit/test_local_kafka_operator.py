@@ -6,6 +6,7 @@ it for real (tests/cluster/test_chart.py)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from types import ModuleType
 from typing import Any
@@ -100,3 +101,46 @@ def test_the_broker_certificate_is_the_cluster_cas_for_the_bootstrap_names(
     key = serialization.load_pem_private_key(keystore.encode(), password=None)
     assert key.public_key() == leaf.public_key()
     assert keystore.startswith("-----BEGIN PRIVATE KEY-----")  # PKCS#8, as Kafka's PEM wants
+
+
+def test_a_broker_that_does_not_become_ready_is_explained(
+    operator: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rollout's timeout names what the pod is waiting for, not only that it timed out."""
+    pod = {
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "message": "0/1 nodes: Insufficient cpu",
+                }
+            ],
+            "containerStatuses": [{"name": "kafka", "state": {"waiting": {"reason": "Pending"}}}],
+        }
+    }
+    answers = {
+        "get pod": json.dumps(pod),
+        "get pvc": "data-beatlytica-dual-0   Pending   local-path   5s",
+        "get events": "LAST SEEN  TYPE  REASON\n5s  Warning  FailedScheduling  Insufficient cpu",
+        "logs": "",
+    }
+    calls: list[tuple[str, ...]] = []
+
+    def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> str:
+        calls.append(args)
+        assert not check
+        return answers[" ".join(args[:2]) if args[0] == "get" else args[0]]
+
+    monkeypatch.setattr(operator, "kubectl", kubectl)
+    view = operator.broker_view("beatlytica-dual-0", "ns")
+    assert view.splitlines() == [
+        "pod beatlytica-dual-0: Pending",
+        "  PodScheduled: 0/1 nodes: Insufficient cpu",
+        '  kafka: {"waiting": {"reason": "Pending"}}',
+        "data-beatlytica-dual-0   Pending   local-path   5s",
+        "LAST SEEN  TYPE  REASON",
+        "5s  Warning  FailedScheduling  Insufficient cpu",
+    ]
+    assert ("logs", "beatlytica-dual-0", "-n", "ns", "--tail=30") in calls

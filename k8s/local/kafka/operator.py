@@ -453,6 +453,30 @@ def broker_objects(
     return objects
 
 
+def broker_view(pod: str, namespace: str) -> str:
+    """Why a broker pod is not ready: its phase and containers' states, its claim's, the
+    namespace's recent warnings and the broker's last log lines."""
+    lines = []
+    found = kubectl("get", "pod", pod, "-n", namespace, "-o", "json", check=False)
+    if not found:
+        lines.append(f"pod {pod}: not created")
+    else:
+        status = json.loads(found).get("status", {})
+        lines.append(f"pod {pod}: {status.get('phase')}")
+        for condition in status.get("conditions", []):
+            if condition.get("status") != "True":
+                lines.append(f"  {condition['type']}: {condition.get('message', '')}")
+        for container in status.get("containerStatuses", []):
+            lines.append(f"  {container['name']}: {json.dumps(container.get('state'))}")
+    lines.append(kubectl("get", "pvc", "-n", namespace, "--no-headers", check=False).strip())
+    warnings = ("--field-selector=type=Warning", "--sort-by=.lastTimestamp")
+    events = kubectl("get", "events", "-n", namespace, *warnings, check=False)
+    lines += events.strip().splitlines()[-10:]
+    log = kubectl("logs", pod, "-n", namespace, "--tail=30", check=False)
+    lines += [f"  | {line}" for line in log.strip().splitlines()]
+    return "\n".join(line for line in lines if line)
+
+
 def admin_client(pod_ip: str, admin_password: str) -> Any:
     from confluent_kafka.admin import AdminClient
 
@@ -633,7 +657,12 @@ def run(namespace: str, image: str) -> None:
             keystore = broker_keystore(ca_key, ca_cert, bootstrap_names(name, namespace))
     apply(broker_objects(kafka, pools[0], namespace, image, admin_password, keystore))
     statefulset = f"{name}-{pools[0]['metadata']['name']}"
-    kubectl("rollout", "status", f"statefulset/{statefulset}", "-n", namespace, "--timeout=180s")
+    try:
+        kubectl(
+            "rollout", "status", f"statefulset/{statefulset}", "-n", namespace, "--timeout=300s"
+        )
+    except OperatorError as error:
+        raise OperatorError(f"{error}\n{broker_view(f'{statefulset}-0', namespace)}") from None
     pod_ip = kubectl(
         "get", "pod", f"{statefulset}-0", "-n", namespace, "-o", "jsonpath={.status.podIP}"
     )
