@@ -82,47 +82,19 @@ def spark() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def gcs_emulator() -> Iterator[str]:
     """fake-gcs-server (installed by `make tools`) on a free port; yields its endpoint."""
-    import subprocess
-    import time
-    import urllib.request
-
     from beatlytica.kafka_local import free_port
+    from tests.helpers import serving
 
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     binary = ROOT / ".tools" / "bin" / "fake-gcs-server"
-    process = subprocess.Popen(
-        [
-            str(binary),
-            "-scheme",
-            "http",
-            "-host",
-            "127.0.0.1",
-            "-port",
-            str(port),
-            "-backend",
-            "memory",
-            "-public-host",
-            f"127.0.0.1:{port}",
-            "-log-level",
-            "warn",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/storage/v1/b", timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "fake-gcs-server did not start"
-                time.sleep(0.2)
+    command = [
+        str(binary),
+        *("-scheme", "http", "-host", "127.0.0.1", "-port", str(port), "-backend", "memory"),
+        *("-public-host", f"127.0.0.1:{port}", "-log-level", "warn"),
+    ]
+    with serving(command, f"{endpoint}/storage/v1/b"):
         yield endpoint
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def create_bucket(endpoint: str, name: str) -> None:

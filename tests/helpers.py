@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +31,28 @@ def run_cli(*args: str, timeout: float = 300, **env: str) -> subprocess.Complete
         env=cli_env(**env),
         cwd=ROOT,
     )
+
+
+@contextmanager
+def serving(command: list[str], ready_url: str, timeout: float = 30) -> Iterator[None]:
+    """Run a server (an emulator, a registry) until the block ends, once ``ready_url`` answers;
+    fails with its name if it exits or does not answer within ``timeout`` seconds."""
+    name = Path(command[0]).name
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(ready_url, timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None, f"{name} exited"
+                assert time.monotonic() < deadline, f"{name} did not start"
+                time.sleep(0.2)
+        yield
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def project_versions() -> dict[str, str]:

@@ -124,6 +124,11 @@ def bearer_challenge(header: str) -> dict[str, str]:
     return found
 
 
+def manifest_digest(manifest: bytes) -> str:
+    """The digest a registry names a manifest by: the sha256 of its bytes as served."""
+    return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
 Opener = Callable[[urllib.request.Request], "urllib.response.addinfourl"]
 
 
@@ -191,7 +196,7 @@ class Registry:
             raise BeatlyticaError(f"{image.tagged}: no such tag on {image.registry}")
         if status != 200:
             raise BeatlyticaError(f"{image.tagged}: {image.registry} answered HTTP {status}")
-        computed = "sha256:" + hashlib.sha256(body).hexdigest()
+        computed = manifest_digest(body)
         stated = {k.lower(): v for k, v in headers.items()}.get("docker-content-digest")
         if stated and stated != computed:
             raise BeatlyticaError(
@@ -207,7 +212,7 @@ class Registry:
         if status != 200:
             where = image.pinned(digest)
             raise BeatlyticaError(f"{where}: {image.registry} answered HTTP {status}")
-        return "sha256:" + hashlib.sha256(body).hexdigest() == digest
+        return manifest_digest(body) == digest
 
 
 @dataclass(frozen=True)

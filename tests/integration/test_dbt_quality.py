@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, serving
 from tests.unit.test_dbt_project import TOPICS, dbt_env, run_dbt
 from tests.unit.test_text_repair import INLINE, VALUES, compile_for_bigquery, python_results
 
@@ -291,38 +289,20 @@ def bigquery_emulator() -> Iterator[Any]:
 
     port, grpc_port = free_port(), free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [
-            str(BIGQUERY_EMULATOR),
-            "--project=test-project",
-            "--host=127.0.0.1",
-            f"--port={port}",
-            f"--grpc-port={grpc_port}",
-            "--log-level=warn",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(
-                    f"{endpoint}/bigquery/v2/projects/test-project/datasets", timeout=1
-                ).close()
-                break
-            except OSError:
-                assert process.poll() is None, "bigquery-emulator exited"
-                assert time.monotonic() < deadline, "bigquery-emulator did not start"
-                time.sleep(0.2)
+    command = [
+        str(BIGQUERY_EMULATOR),
+        "--project=test-project",
+        "--host=127.0.0.1",
+        f"--port={port}",
+        f"--grpc-port={grpc_port}",
+        "--log-level=warn",
+    ]
+    with serving(command, f"{endpoint}/bigquery/v2/projects/test-project/datasets"):
         yield bigquery.Client(
             project="test-project",
             credentials=AnonymousCredentials(),
             client_options=ClientOptions(api_endpoint=endpoint),
         )
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def bigquery_string(value: str | None) -> str:

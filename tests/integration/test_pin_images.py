@@ -12,7 +12,6 @@ import http.server
 import json
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import pytest
 
 from beatlytica.cli import main
 from beatlytica.kafka_local import free_port
-from tests.helpers import ROOT
+from tests.helpers import ROOT, serving
 
 CRANE = ROOT / ".tools" / "bin" / "crane"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -35,25 +34,8 @@ def registry() -> Iterator[str]:
     """A registry on a free loopback port; yields its host:port."""
     assert CRANE.exists(), f"{CRANE} is missing: run `make tools`"
     address = f"127.0.0.1:{free_port()}"
-    process = subprocess.Popen(
-        [str(CRANE), "registry", "serve", "--address", address],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://{address}/v2/", timeout=1).close()
-                break
-            except OSError:
-                assert process.poll() is None, "crane registry serve exited"
-                assert time.monotonic() < deadline, "the registry did not start"
-                time.sleep(0.2)
+    with serving([str(CRANE), "registry", "serve", "--address", address], f"http://{address}/v2/"):
         yield address
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def _put(url: str, body: bytes, content_type: str, method: str = "PUT") -> urllib.request.Request:

@@ -83,6 +83,13 @@ def parse(dockerfile: Path) -> list[Stage]:
 DOCKERFILE = ROOT / "images" / "Dockerfile"
 
 
+def external_bases(dockerfile: Path) -> list[str]:
+    """The images a Dockerfile's stages start FROM that are not its own stages, in order."""
+    parsed = parse(dockerfile)
+    names = {stage.name for stage in parsed}
+    return [stage.base for stage in parsed if stage.base not in names]
+
+
 def stages() -> dict[str, Stage]:
     """The named stages of images/Dockerfile."""
     return {stage.name: stage for stage in parse(DOCKERFILE) if stage.name}
@@ -145,7 +152,7 @@ def test_one_dockerfile_with_a_target_per_image() -> None:
 def test_each_base_image_is_named_once() -> None:
     """One Python, one of each upstream image: every other stage starts FROM a stage. (Their
     digests: tests/unit/test_base_images.py.)"""
-    external = [stage.base for stage in parse(DOCKERFILE) if stage.base not in stages()]
+    external = external_bases(DOCKERFILE)
     assert len(external) == len(set(external)), external
     assert stages()["python"].base.startswith("python:")
 

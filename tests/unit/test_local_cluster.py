@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.helpers import KUBERNETES_VERSION, ROOT, project_versions
+from tests.unit.test_images import external_bases
 
 LOCAL = ROOT / "k8s" / "local"
 STANDINS = ROOT / "images" / "standins"
@@ -41,25 +43,15 @@ def standin_tags() -> dict[str, str]:
     return tags
 
 
-def from_images(dockerfile: str) -> set[str]:
+def from_images(dockerfile: Path) -> set[str]:
     """The upstream images a Dockerfile starts FROM, by tag (a `FROM ${X_IMAGE}` names the
     ARG's default, which images.sh passes without its digest)."""
-    stages, bases = set(), set()
-    arguments = dict(re.findall(r"^ARG (\w+)=(\S+)$", dockerfile, re.M))
-    for line in dockerfile.splitlines():
-        found = re.match(r"FROM\s+(\S+)(?:\s+AS\s+(\S+))?", line, re.I)
-        if found:
-            image = re.sub(r"\$\{(\w+)\}", lambda m: arguments[m[1]], found.group(1))
-            if image not in stages and image != "scratch":
-                bases.add(image.partition("@sha256:")[0])
-            if found.group(2):
-                stages.add(found.group(2))
-    return bases
+    return {b.partition("@sha256:")[0] for b in external_bases(dockerfile) if b != "scratch"}
 
 
 def test_every_base_image_of_the_project_has_a_stand_in() -> None:
     tags = standin_tags()
-    assert from_images((ROOT / "images" / "Dockerfile").read_text()) <= set(tags)
+    assert from_images(ROOT / "images" / "Dockerfile") <= set(tags)
     # and every upstream image the platform runs as it is, imported into the node
     values = yaml.safe_load((ROOT / "charts" / "beatlytica" / "values.yaml").read_text())
     deps = yaml.safe_load((ROOT / "charts" / "platform" / "Chart.yaml").read_text())["dependencies"]
@@ -83,7 +75,7 @@ def test_stand_ins_build_only_on_the_debian_base_or_each_other() -> None:
     assert sorted(order) == sorted(tags.values())
     built = {"debian:bookworm-slim"}
     for name in order:
-        assert from_images((STANDINS / name / "Dockerfile").read_text()) <= built, name
+        assert from_images(STANDINS / name / "Dockerfile") <= built, name
         built |= {tag for tag, folder in tags.items() if folder == name}
 
 

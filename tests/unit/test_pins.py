@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ROOT
+from tests.unit.test_images import external_bases
 
 POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 DOCKERFILES = [ROOT / "images" / "Dockerfile"]
@@ -59,12 +60,7 @@ def test_images_run_as_non_root_with_pinned_bases(dockerfile: Path) -> None:
     text = dockerfile.read_text()
     users = re.findall(r"^USER (\S+)", text, re.M)
     assert users and users[-1] not in ("root", "0"), "the last USER must not be root"
-    stages = set(re.findall(r"^FROM \S+ AS (\S+)", text, re.M))
-    arguments = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))
-    for image in re.findall(r"^FROM (\S+)", text, re.M):
-        if image in stages:
-            continue
-        image = re.sub(r"\$\{(\w+)\}", lambda m: arguments[m[1]], image)
+    for image in external_bases(dockerfile):
         assert ":" in image and ":latest" not in image, image
 
 
